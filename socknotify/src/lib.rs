@@ -1,0 +1,58 @@
+//! # socknotify
+//!
+//! Windows' *Winsock socket state notifications* (`ProcessSocketNotifications`) and the
+//! I/O completion port they are delivered into, for Linux.
+//!
+//! One call ([`CompletionPort::process`]) applies a batch of registrations and collects
+//! notifications; packets you [`post`](CompletionPort::post) come out of the same FIFO;
+//! REMOVE ends a registration with one terminal packet; any number of threads may wait on
+//! one port and each packet goes to exactly one of them; a concurrency value limits how many
+//! run at once.
+//!
+//! ```
+//! use socknotify::{CompletionPort, Completion, Events, Registration, Trigger};
+//! use std::io::Write;
+//! use std::time::Duration;
+//!
+//! let port = CompletionPort::new()?;
+//! let (mut peer, sock) = std::os::unix::net::UnixStream::pair()?;
+//! let mut out = [Completion::default(); 16];
+//!
+//! // Register and wait in one call.
+//! let mut regs = [Registration::enable(&sock, 7, Events::IN, Trigger::LEVEL_ONESHOT)];
+//! assert_eq!(port.process(&mut regs, &mut out, Some(Duration::ZERO))?, 0); // nothing yet
+//! regs[0].result()?;
+//!
+//! peer.write_all(b"hello")?;
+//! let n = port.dequeue(&mut out, Some(Duration::from_secs(5)))?;
+//! assert_eq!(n, 1);
+//! assert_eq!(out[0].key(), 7);
+//! assert!(out[0].events().contains(Events::IN));
+//!
+//! // ONESHOT: re-arm and remove in later calls; REMOVE is the last packet.
+//! let mut regs = [Registration::remove(&sock)];
+//! let n = port.process(&mut regs, &mut out, Some(Duration::from_secs(5)))?;
+//! assert_eq!(n, 1);
+//! assert!(out[0].events().contains(Events::REMOVE));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Layers: [`machine`] is the pure state machine (no system calls); `sys` holds every
+//! system call; [`CompletionPort`] is the safe API on top; [`winsock`] keeps Windows' names.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub mod codes;
+mod error;
+mod events;
+pub mod machine;
+mod port;
+mod sync;
+mod sys;
+mod types;
+pub mod winsock;
+
+pub use error::{Error, RegistrationError};
+pub use events::{Events, Trigger};
+pub use port::{forget_registration_raw, Builder, CompletionPort};
+pub use types::{Completion, Operation, Registration};
