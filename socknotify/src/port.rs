@@ -1,12 +1,29 @@
-//! The completion port: the safe API over the pure state machine and the `sys` layer.
+//! The completion port: the safe API over the pure [`Machine`] and the `sys` layer.
+//!
+//! Threads that wait form a LIFO stack (D22). While the port has registrations, one waiting
+//! thread at a time — the *poller* — sleeps in `epoll_wait` on the port's epoll instance;
+//! the others sleep on their own condition variable. Packets (posted, or made from epoll
+//! events) are handed straight to the most recent waiter, up to its capacity, while fewer
+//! than `concurrency` threads are running (D23). A hand-off to the poller wakes it through
+//! the port's eventfd; to anyone else, through its condition variable.
 
 use crate::error::Error;
+use crate::machine::{Claims, Kernel, Machine, SocketKind, WAKE_TOKEN};
+use crate::sync::{lock, thread_local, wait, Condvar, Mutex, MutexGuard};
+use crate::sys;
 use crate::types::{Completion, Entry, Registration};
-use std::os::fd::RawFd;
-use std::sync::Arc;
-use std::time::Duration;
+use std::os::fd::{OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 /// Options for creating a [`CompletionPort`].
+///
+/// ```
+/// let port = socknotify::CompletionPort::builder().concurrency(1).build()?;
+/// assert_eq!(port.concurrency(), 1);
+/// # Ok::<(), socknotify::Error>(())
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct Builder {
     concurrency: u32,
@@ -14,56 +31,333 @@ pub struct Builder {
 
 impl Builder {
     /// The concurrency value: how many threads may run packets from this port at once
-    /// (0 = the number of processors).
+    /// (0, the default, means the number of processors).
+    ///
+    /// ```
+    /// let b = socknotify::CompletionPort::builder().concurrency(4);
+    /// assert_eq!(b.build()?.concurrency(), 4);
+    /// # Ok::<(), socknotify::Error>(())
+    /// ```
     pub fn concurrency(mut self, n: u32) -> Self {
         self.concurrency = n;
         self
     }
 
     /// Creates the port.
+    ///
+    /// ```
+    /// let port = socknotify::CompletionPort::builder().build()?;
+    /// assert!(!port.is_closed());
+    /// # Ok::<(), socknotify::Error>(())
+    /// ```
     pub fn build(self) -> Result<CompletionPort, Error> {
-        todo!()
+        let epfd = sys::epoll_create()?;
+        let wakefd = sys::eventfd()?;
+        sys::epoll_add(&epfd, raw(&wakefd), sys::EPOLLIN, WAKE_TOKEN)?;
+        let concurrency = match self.concurrency {
+            0 => sys::processors(),
+            n => n,
+        };
+        let inner = Arc::new(Inner {
+            id: NEXT_PORT.fetch_add(1, Ordering::Relaxed),
+            epfd,
+            wakefd,
+            concurrency: concurrency as usize,
+            state: Mutex::new(State {
+                closed: false,
+                machine: Machine::new(),
+                waiters: Vec::new(),
+                poller: None,
+                running: 0,
+                events: sys::event_buffer(256),
+            }),
+        });
+        Ok(CompletionPort { inner })
     }
 }
 
-struct Inner;
+fn raw(fd: &OwnedFd) -> RawFd {
+    use std::os::fd::AsRawFd;
+    fd.as_raw_fd()
+}
+
+static NEXT_PORT: AtomicU64 = AtomicU64::new(1);
+static NEXT_WAITER: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) struct Inner {
+    id: u64,
+    epfd: OwnedFd,
+    wakefd: OwnedFd,
+    concurrency: usize,
+    state: Mutex<State>,
+}
+
+/// One blocked thread.
+struct Waiter {
+    id: u64,
+    capacity: usize,
+    /// Packets handed to this thread (valid once `served`).
+    buf: Vec<Completion>,
+    served: Option<usize>,
+    cv: Arc<Condvar>,
+}
+
+struct State {
+    closed: bool,
+    machine: Machine,
+    /// Blocked threads, oldest first (the last unserved one is served first).
+    waiters: Vec<Waiter>,
+    /// The waiter sleeping in `epoll_wait`.
+    poller: Option<u64>,
+    /// Threads that returned from a dequeue on this port and are not back in one (D23).
+    running: usize,
+    /// Buffer for non-blocking harvests made under the lock.
+    events: Vec<sys::EpollEvent>,
+}
+
+/// The kernel as the machine sees it: this port's epoll instance and the `sys` layer.
+struct SysKernel<'a> {
+    epfd: &'a OwnedFd,
+}
+
+impl Kernel for SysKernel<'_> {
+    fn socket_info(&mut self, fd: RawFd) -> Result<(u64, SocketKind), u32> {
+        sys::socket_info(fd)
+            .map(|i| (i.cookie, SocketKind { stream: i.stream }))
+            .map_err(|_| crate::codes::WSAENOTSOCK)
+    }
+    fn cookie(&mut self, fd: RawFd) -> Option<u64> {
+        sys::socket_cookie(fd).ok()
+    }
+    fn add(&mut self, fd: RawFd, flags: u32, token: u64) -> bool {
+        sys::epoll_add(self.epfd, fd, flags, token).is_ok()
+    }
+    fn modify(&mut self, fd: RawFd, flags: u32, token: u64) -> bool {
+        sys::epoll_mod(self.epfd, fd, flags, token).is_ok()
+    }
+    fn delete(&mut self, fd: RawFd) -> bool {
+        sys::epoll_del(self.epfd, fd).is_ok()
+    }
+    fn sample(&mut self, fd: RawFd, cookie: u64) -> Option<u32> {
+        let rev = sys::poll_now(fd)?;
+        (sys::socket_cookie(fd).ok()? == cookie).then_some(rev)
+    }
+    fn tcp_counters(&mut self, fd: RawFd) -> Option<(u64, u64, u64)> {
+        sys::tcp_counters(fd).map(|c| (c.received, c.queued, c.acked))
+    }
+}
+
+/// The process-wide one-port-per-socket table (D13): descriptor → (port, socket cookie).
+struct Claim {
+    port: u64,
+    cookie: u64,
+    owner: Weak<Inner>,
+}
+
+static CLAIMS: std::sync::Mutex<Vec<Option<Claim>>> = std::sync::Mutex::new(Vec::new());
+
+fn claims_table() -> std::sync::MutexGuard<'static, Vec<Option<Claim>>> {
+    CLAIMS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+struct PortClaims<'a> {
+    port: u64,
+    owner: &'a Weak<Inner>,
+}
+
+impl Claims for PortClaims<'_> {
+    fn claim(&mut self, fd: RawFd, cookie: u64) -> bool {
+        let Ok(i) = usize::try_from(fd) else {
+            return false;
+        };
+        let mut t = claims_table();
+        if i >= t.len() {
+            t.resize_with((i + 1).next_power_of_two(), || None);
+        }
+        match &t[i] {
+            // Another port holds this very socket.
+            Some(c) if c.port != self.port && c.cookie == cookie && c.owner.strong_count() > 0 => {
+                false
+            }
+            // Free, or a claim left by a socket that was closed and whose number was reused.
+            _ => {
+                t[i] = Some(Claim {
+                    port: self.port,
+                    cookie,
+                    owner: self.owner.clone(),
+                });
+                true
+            }
+        }
+    }
+    fn release(&mut self, fd: RawFd, cookie: u64) {
+        let Ok(i) = usize::try_from(fd) else { return };
+        let mut t = claims_table();
+        if let Some(slot) = t.get_mut(i) {
+            if matches!(slot, Some(c) if c.port == self.port && c.cookie == cookie) {
+                *slot = None;
+            }
+        }
+    }
+}
+
+/// Which port this thread is "running" on (D23), if any. Dropping it (thread exit, or a
+/// dequeue on another port) stops the thread from counting as running there.
+struct Association(Option<Weak<Inner>>);
+
+impl Drop for Association {
+    fn drop(&mut self) {
+        if let Some(port) = self.0.take().and_then(|w| w.upgrade()) {
+            port.leave_running();
+        }
+    }
+}
+
+thread_local! {
+    static ASSOCIATION: std::cell::RefCell<Association> = const { std::cell::RefCell::new(Association(None)) };
+}
 
 /// An I/O completion port with socket state notifications. Cheap to clone; all clones are
-/// the same port. See the crate documentation for an example.
+/// the same port, usable from any number of threads at once.
+///
+/// ```
+/// use socknotify::{Completion, CompletionPort};
+/// use std::time::Duration;
+/// let port = CompletionPort::new()?;
+/// port.post(Completion::new(1, 2, 3))?;
+/// let mut out = [Completion::default(); 8];
+/// assert_eq!(port.dequeue(&mut out, Some(Duration::ZERO))?, 1);
+/// assert_eq!(out[0], Completion::new(1, 2, 3));
+/// # Ok::<(), socknotify::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct CompletionPort {
-    #[allow(dead_code)]
     inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for CompletionPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompletionPort")
+            .field("id", &self.inner.id)
+            .field("concurrency", &self.inner.concurrency)
+            .finish()
+    }
 }
 
 impl CompletionPort {
     /// A port whose concurrency value is the number of processors.
+    ///
+    /// ```
+    /// let port = socknotify::CompletionPort::new()?;
+    /// assert!(port.concurrency() >= 1);
+    /// # Ok::<(), socknotify::Error>(())
+    /// ```
     pub fn new() -> Result<CompletionPort, Error> {
         Builder::default().build()
     }
+
     /// A port with the given concurrency value (0 = the number of processors).
+    ///
+    /// ```
+    /// assert_eq!(socknotify::CompletionPort::with_concurrency(3)?.concurrency(), 3);
+    /// # Ok::<(), socknotify::Error>(())
+    /// ```
     pub fn with_concurrency(n: u32) -> Result<CompletionPort, Error> {
         Builder::default().concurrency(n).build()
     }
+
     /// A builder for a port.
+    ///
+    /// ```
+    /// let port = socknotify::CompletionPort::builder().concurrency(2).build()?;
+    /// # Ok::<(), socknotify::Error>(())
+    /// ```
     pub fn builder() -> Builder {
         Builder::default()
     }
+
     /// The concurrency value in force (0 was replaced by the number of processors).
+    ///
+    /// ```
+    /// let n = std::thread::available_parallelism().unwrap().get() as u32;
+    /// assert_eq!(socknotify::CompletionPort::with_concurrency(0)?.concurrency(), n);
+    /// # Ok::<(), socknotify::Error>(())
+    /// ```
     pub fn concurrency(&self) -> u32 {
-        todo!()
+        u32::try_from(self.inner.concurrency).unwrap_or(u32::MAX)
     }
-    /// Queues a packet (`PostQueuedCompletionStatus`); it comes back exactly as posted.
-    pub fn post(&self, _packet: Completion) -> Result<(), Error> {
-        todo!()
+
+    /// Queues a packet (`PostQueuedCompletionStatus`); it comes back exactly as posted,
+    /// in FIFO order with notifications (D22, D24). Fails only on a closed port.
+    ///
+    /// ```
+    /// use socknotify::{Completion, CompletionPort, Error};
+    /// let port = CompletionPort::new()?;
+    /// port.post(Completion::new(7, 0x80, 0))?; // a REMOVE bit in a posted packet means nothing
+    /// port.close();
+    /// assert!(matches!(port.post(Completion::new(7, 0, 0)), Err(Error::InvalidHandle)));
+    /// # Ok::<(), socknotify::Error>(())
+    /// ```
+    pub fn post(&self, packet: Completion) -> Result<(), Error> {
+        let mut st = self.inner.lock();
+        if st.closed {
+            return Err(Error::InvalidHandle);
+        }
+        if st.machine.reserve(0, 1).is_err() {
+            return Err(Error::NoBuffers);
+        }
+        if st.machine.live() > 0 {
+            // Readiness that arrived before this post is queued before it (FIFO, T52).
+            self.inner.harvest(&mut st);
+        }
+        st.machine.push_posted(packet);
+        self.inner.dispatch(&mut st);
+        Ok(())
     }
-    /// Dequeues up to `out.len()` packets (`GetQueuedCompletionStatusEx`). `None` waits forever.
-    /// `Ok(0)` means the wait timed out.
-    pub fn dequeue(&self, _out: &mut [Completion], _timeout: Option<Duration>) -> Result<usize, Error> {
-        todo!()
+
+    /// Dequeues up to `out.len()` packets (`GetQueuedCompletionStatusEx`), waiting at most
+    /// `timeout` (`None` waits forever; a wait never ends early, D5). `Ok(0)` means the wait
+    /// timed out. An empty `out` is invalid.
+    ///
+    /// ```
+    /// use socknotify::{Completion, CompletionPort};
+    /// use std::time::{Duration, Instant};
+    /// let port = CompletionPort::new()?;
+    /// let t = Instant::now();
+    /// assert_eq!(port.dequeue(&mut [Completion::default()], Some(Duration::from_millis(20)))?, 0);
+    /// assert!(t.elapsed() >= Duration::from_millis(20));
+    /// # Ok::<(), socknotify::Error>(())
+    /// ```
+    pub fn dequeue(
+        &self,
+        out: &mut [Completion],
+        timeout: Option<Duration>,
+    ) -> Result<usize, Error> {
+        if out.is_empty() {
+            return Err(Error::InvalidArgument(
+                "dequeue needs room for at least one packet",
+            ));
+        }
+        self.process_entries::<Registration<'_>>(&mut [], out, timeout)
     }
-    /// Applies `registrations` in order, then dequeues like [`dequeue`](Self::dequeue)
-    /// (`ProcessSocketNotifications`). With an empty `out` the timeout must be zero.
+
+    /// Applies `registrations` in order, writing each entry's result, then dequeues like
+    /// [`dequeue`](Self::dequeue) (`ProcessSocketNotifications`). Packets the registrations
+    /// produce are queued before the dequeue, so the same call can return them. With an empty
+    /// `out` only the registrations are applied, and the timeout must be zero.
+    ///
+    /// ```
+    /// use socknotify::{Completion, CompletionPort, Events, Registration, Trigger};
+    /// use std::time::Duration;
+    /// let port = CompletionPort::new()?;
+    /// let (a, b) = std::os::unix::net::UnixStream::pair()?;
+    /// std::io::Write::write_all(&mut &b, b"ping")?;
+    /// let mut regs = [Registration::enable(&a, 9, Events::IN, Trigger::LEVEL_ONESHOT)];
+    /// let mut out = [Completion::default(); 4];
+    /// let n = port.process(&mut regs, &mut out, Some(Duration::ZERO))?;
+    /// assert_eq!((n, out[0].key()), (1, 9));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn process(
         &self,
         registrations: &mut [Registration<'_>],
@@ -72,28 +366,414 @@ impl CompletionPort {
     ) -> Result<usize, Error> {
         self.process_entries(registrations, out, timeout)
     }
+
     pub(crate) fn process_entries<E: Entry>(
         &self,
-        _regs: &mut [E],
-        _out: &mut [Completion],
-        _timeout: Option<Duration>,
+        regs: &mut [E],
+        out: &mut [Completion],
+        timeout: Option<Duration>,
     ) -> Result<usize, Error> {
-        todo!()
+        if out.is_empty() && timeout != Some(Duration::ZERO) {
+            return Err(Error::InvalidArgument(
+                "a timeout needs room for packets (pass a zero timeout)",
+            ));
+        }
+        let start = Instant::now();
+        let inner = &self.inner;
+        // Leaving any port we are running on (D23); this one is left under its lock below.
+        let was_running_here = !out.is_empty() && inner.take_association();
+        let mut st = inner.lock();
+        if st.closed {
+            return Err(Error::InvalidHandle);
+        }
+        if st.machine.reserve(regs.len(), regs.len()).is_err() {
+            if was_running_here {
+                st.running -= 1;
+                inner.dispatch(&mut st);
+            }
+            return Err(Error::NoBuffers);
+        }
+        if !regs.is_empty() {
+            let was_live = st.machine.live();
+            if regs
+                .iter()
+                .any(|e| e.op() == crate::winsock::SOCK_NOTIFY_OP_DISABLE)
+                && was_live > 0
+            {
+                // Packets Windows would already have queued survive a DISABLE (T44).
+                inner.harvest(&mut st);
+            }
+            let weak = Arc::downgrade(inner);
+            let mut kernel = SysKernel { epfd: &inner.epfd };
+            let mut claims = PortClaims {
+                port: inner.id,
+                owner: &weak,
+            };
+            for e in regs.iter_mut() {
+                let code = st.machine.apply(
+                    e.raw_fd(),
+                    !e.fd_out_of_range(),
+                    e.key(),
+                    e.op(),
+                    e.filter(),
+                    e.trigger(),
+                    &mut kernel,
+                    &mut claims,
+                );
+                e.set_result(code);
+            }
+            inner.dispatch(&mut st);
+            if was_live == 0 && st.machine.live() > 0 {
+                inner.promote(&mut st);
+            }
+        }
+        if out.is_empty() {
+            return Ok(0);
+        }
+        if was_running_here {
+            st.running -= 1;
+        }
+        let deadline = timeout.map(|t| start + t);
+        let (mut st, result) = inner.wait_for_packets(st, out, timeout, deadline);
+        match result {
+            Ok(_) => {
+                st.running += 1;
+                drop(st);
+                inner.associate(self);
+            }
+            Err(_) => inner.dispatch(&mut st),
+        }
+        result
     }
+
     /// Closes the port (`CloseHandle`): blocked threads return [`Error::Abandoned`], later
-    /// calls [`Error::InvalidHandle`]; registrations are dropped without REMOVE packets.
+    /// calls [`Error::InvalidHandle`]. Registrations are dropped without REMOVE packets and
+    /// queued packets are discarded (D6); the sockets may then join another port.
+    ///
+    /// ```
+    /// let port = socknotify::CompletionPort::new()?;
+    /// port.close();
+    /// assert!(port.is_closed());
+    /// # Ok::<(), socknotify::Error>(())
+    /// ```
     pub fn close(&self) {
-        todo!()
+        let inner = &self.inner;
+        let mut st = inner.lock();
+        if st.closed {
+            return;
+        }
+        st.closed = true;
+        let weak = Arc::downgrade(inner);
+        st.machine.clear(&mut PortClaims {
+            port: inner.id,
+            owner: &weak,
+        });
+        for w in &st.waiters {
+            w.cv.notify_one();
+        }
+        if st.poller.is_some() {
+            sys::eventfd_signal(&inner.wakefd);
+        }
     }
+
     /// True once [`close`](Self::close) was called.
+    ///
+    /// ```
+    /// assert!(!socknotify::CompletionPort::new()?.is_closed());
+    /// # Ok::<(), socknotify::Error>(())
+    /// ```
     pub fn is_closed(&self) -> bool {
-        todo!()
+        self.inner.lock().closed
+    }
+
+    /// How many system calls socknotify has made, process-wide (all ports). For tests and
+    /// benchmarks that count them.
+    ///
+    /// ```
+    /// let before = socknotify::CompletionPort::syscalls();
+    /// let _port = socknotify::CompletionPort::new()?;
+    /// assert!(socknotify::CompletionPort::syscalls() > before);
+    /// # Ok::<(), socknotify::Error>(())
+    /// ```
+    pub fn syscalls() -> u64 {
+        sys::syscall_count()
+    }
+
+    /// Packets queued on the port and not yet handed to a thread (for monitoring and tests).
+    ///
+    /// ```
+    /// let port = socknotify::CompletionPort::new()?;
+    /// port.post(socknotify::Completion::new(0, 0, 0))?;
+    /// assert_eq!(port.queued(), 1);
+    /// # Ok::<(), socknotify::Error>(())
+    /// ```
+    pub fn queued(&self) -> usize {
+        self.inner.lock().machine.queued()
+    }
+
+    /// Registrations the port holds, including those waiting for their REMOVE packet to be
+    /// dequeued (for monitoring and tests).
+    ///
+    /// ```
+    /// assert_eq!(socknotify::CompletionPort::new()?.registrations(), 0);
+    /// # Ok::<(), socknotify::Error>(())
+    /// ```
+    pub fn registrations(&self) -> usize {
+        self.inner.lock().machine.registrations()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle is gone: release what the port still claims (D6).
+        let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        if !st.closed {
+            let weak = Weak::new();
+            st.machine.clear(&mut PortClaims {
+                port: self.id,
+                owner: &weak,
+            });
+        }
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        let mut st = lock(&self.state);
+        st.machine.new_epoch();
+        st
+    }
+
+    /// Takes this thread's association; true if it was with this port (the caller then
+    /// decrements `running` under the lock). An association with another port is dropped,
+    /// which stops the thread from counting as running there.
+    fn take_association(self: &Arc<Self>) -> bool {
+        let old = ASSOCIATION.with(|a| std::mem::replace(&mut *a.borrow_mut(), Association(None)));
+        let mut old = old;
+        match old.0.take() {
+            Some(w) if std::ptr::eq(w.as_ptr(), Arc::as_ptr(self)) => true,
+            Some(w) => {
+                drop(Association(Some(w)));
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn associate(self: &Arc<Self>, _port: &CompletionPort) {
+        let new = Association(Some(Arc::downgrade(self)));
+        let old = ASSOCIATION.with(|a| std::mem::replace(&mut *a.borrow_mut(), new));
+        drop(old);
+    }
+
+    /// A thread stopped running on this port (it exited, or dequeues elsewhere now).
+    fn leave_running(&self) {
+        let mut st = self.lock();
+        st.running = st.running.saturating_sub(1);
+        self.dispatch(&mut st);
+        self.promote(&mut st);
+    }
+
+    /// Turns pending epoll events into packets without blocking.
+    fn harvest(&self, st: &mut State) {
+        let mut events = std::mem::take(&mut st.events);
+        if let Ok(n) = sys::epoll_wait(&self.epfd, &mut events, Some(Duration::ZERO)) {
+            self.absorb(st, &events[..n]);
+        }
+        st.events = events;
+    }
+
+    /// Applies harvested epoll events to the machine.
+    fn absorb(&self, st: &mut State, events: &[sys::EpollEvent]) {
+        let mut kernel = SysKernel { epfd: &self.epfd };
+        for ev in events {
+            let (token, revents) = (ev.u64, ev.events);
+            if token == WAKE_TOKEN {
+                sys::eventfd_drain(&self.wakefd);
+            } else {
+                st.machine.on_event(token, revents, &mut kernel);
+            }
+        }
+    }
+
+    /// Hands queued packets to blocked threads, most recent first, while fewer than
+    /// `concurrency` threads run (D22, D23).
+    fn dispatch(&self, st: &mut State) {
+        let weak = Weak::new();
+        while st.machine.queued() > 0 && st.running < self.concurrency {
+            let Some(i) = st.waiters.iter().rposition(|w| w.served.is_none()) else {
+                break;
+            };
+            let State {
+                machine, waiters, ..
+            } = st;
+            let w = &mut waiters[i];
+            let cap = w.capacity;
+            if w.buf.len() < cap {
+                w.buf.resize(cap, Completion::default());
+            }
+            let mut kernel = SysKernel { epfd: &self.epfd };
+            let n = machine.deliver(
+                &mut w.buf[..cap],
+                &mut kernel,
+                &mut PortClaims {
+                    port: self.id,
+                    owner: &weak,
+                },
+            );
+            if n == 0 {
+                break;
+            }
+            w.served = Some(n);
+            st.running += 1;
+            if st.poller == Some(st.waiters[i].id) {
+                sys::eventfd_signal(&self.wakefd);
+            } else {
+                st.waiters[i].cv.notify_one();
+            }
+        }
+    }
+
+    /// Wakes the most recent waiter to take over `epoll_wait` when nobody sleeps there.
+    fn promote(&self, st: &mut State) {
+        if st.poller.is_none() && st.machine.live() > 0 && st.running < self.concurrency {
+            if let Some(w) = st.waiters.iter().rev().find(|w| w.served.is_none()) {
+                w.cv.notify_one();
+            }
+        }
+    }
+
+    /// The dequeue half of every call. On `Ok` the caller counts the thread as running.
+    fn wait_for_packets<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        out: &mut [Completion],
+        timeout: Option<Duration>,
+        deadline: Option<Instant>,
+    ) -> (MutexGuard<'a, State>, Result<usize, Error>) {
+        let weak = Weak::new();
+        // A thread that enters takes what is queued without blocking, if allowed (D23).
+        if st.running < self.concurrency {
+            if st.machine.queued() == 0
+                && st.machine.live() > 0
+                && (st.poller.is_some() || timeout == Some(Duration::ZERO))
+            {
+                self.harvest(&mut st);
+            }
+            if st.machine.queued() > 0 {
+                let mut kernel = SysKernel { epfd: &self.epfd };
+                let n = st.machine.deliver(
+                    out,
+                    &mut kernel,
+                    &mut PortClaims {
+                        port: self.id,
+                        owner: &weak,
+                    },
+                );
+                if n > 0 {
+                    self.dispatch(&mut st);
+                    return (st, Ok(n));
+                }
+            }
+        }
+        if timeout == Some(Duration::ZERO) {
+            return (st, Ok(0));
+        }
+        let id = NEXT_WAITER.fetch_add(1, Ordering::Relaxed);
+        let cv = Arc::new(Condvar::new());
+        st.waiters.push(Waiter {
+            id,
+            capacity: out.len(),
+            buf: Vec::new(),
+            served: None,
+            cv: cv.clone(),
+        });
+        let mut events: Vec<sys::EpollEvent> = Vec::new();
+        let result = loop {
+            let i = st
+                .waiters
+                .iter()
+                .position(|w| w.id == id)
+                .expect("own waiter entry");
+            if let Some(n) = st.waiters[i].served {
+                let w = st.waiters.remove(i);
+                out[..n].copy_from_slice(&w.buf[..n]);
+                // The dispatcher counted us as running; the caller counts us again.
+                st.running -= 1;
+                break Ok(n);
+            }
+            if st.closed {
+                st.waiters.remove(i);
+                break Err(Error::Abandoned);
+            }
+            let remaining = match deadline {
+                None => None,
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(r) if !r.is_zero() => Some(r),
+                    _ => {
+                        st.waiters.remove(i);
+                        break Ok(0);
+                    }
+                },
+            };
+            if st.poller.is_none() && st.machine.live() > 0 && st.running < self.concurrency {
+                // Become the poller: sleep in epoll_wait on behalf of every waiter.
+                st.poller = Some(id);
+                let want: usize = st
+                    .waiters
+                    .iter()
+                    .filter(|w| w.served.is_none())
+                    .map(|w| w.capacity)
+                    .sum();
+                events.resize(want.clamp(1, 1024), sys::EpollEvent { events: 0, u64: 0 });
+                drop(st);
+                let n = sys::epoll_wait(&self.epfd, &mut events, remaining);
+                st = self.lock();
+                st.poller = None;
+                if let Ok(n) = n {
+                    self.absorb(&mut st, &events[..n]);
+                }
+                self.dispatch(&mut st);
+            } else {
+                st = wait(&cv, st, remaining);
+            }
+        };
+        self.promote(&mut st);
+        (st, result)
     }
 }
 
 /// Drops the registration of descriptor `fd`, whatever port holds it, without a REMOVE
-/// packet, as Windows does when a socket is closed. Call it just before closing a
-/// registered descriptor yourself (the C API's `closesocket` does).
-pub fn forget_registration_raw(_fd: RawFd) {
-    todo!()
+/// packet, as Windows does when a socket is closed (D21). A packet already queued for it is
+/// still delivered. Call it just before closing a registered descriptor yourself (the C
+/// API's `closesocket` does); plain `close` is detected too, but only lazily.
+///
+/// ```
+/// use socknotify::{CompletionPort, Events, Registration, Trigger};
+/// use std::os::fd::AsRawFd;
+/// let port = CompletionPort::new()?;
+/// let s = std::net::UdpSocket::bind("127.0.0.1:0")?;
+/// port.process(&mut [Registration::enable(&s, 1, Events::IN, Trigger::LEVEL_ONESHOT)], &mut [], Some(std::time::Duration::ZERO))?;
+/// assert_eq!(port.registrations(), 1);
+/// socknotify::forget_registration_raw(s.as_raw_fd());
+/// assert_eq!(port.registrations(), 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn forget_registration_raw(fd: RawFd) {
+    let Ok(i) = usize::try_from(fd) else { return };
+    let owner = match claims_table().get(i) {
+        Some(Some(c)) => c.owner.upgrade(),
+        _ => None,
+    };
+    if let Some(port) = owner {
+        let mut st = port.lock();
+        let weak = Arc::downgrade(&port);
+        st.machine.forget_fd(
+            fd,
+            &mut PortClaims {
+                port: port.id,
+                owner: &weak,
+            },
+        );
+    }
 }
