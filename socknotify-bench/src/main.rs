@@ -1,1 +1,564 @@
-fn main() {}
+//! `socknotify-bench`: what socknotify costs per notification, next to raw epoll (the floor),
+//! mio and polling, all measured in one run on the same machine.
+//!
+//! ```text
+//! cargo run --release -p socknotify-bench -- [--quick] [--markdown] [--tcp] [--reps N]
+//!     [--mech epoll,mio,polling,socknotify] [rearm] [burst] [churn] [postwake]
+//! ```
+//!
+//! Each mechanism runs in alternation with the others (the order rotates every repetition),
+//! on fresh socket pairs, and each figure is the median of the repetitions. For the readiness
+//! scenarios the *overhead* per notification is `(median time with the mechanism − median time
+//! of the same writes and reads with no mechanism) / notifications`.
+//!
+//! Every run checks what it receives: each round must deliver exactly the K expected
+//! notifications (one per socket made readable, no duplicate, nothing left over afterwards),
+//! every wait has a timeout, and a watchdog ends a stuck run with an error. A failing or
+//! panicking mechanism (for example a core still at `todo!()`) shows as an error and makes
+//! the exit status non-zero; the other mechanisms still run.
+
+mod churn;
+mod postwake;
+mod ready;
+mod util;
+
+use ready::{Mech, Mode};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use util::{fmt_ns, group, guarded, median, PairKind, Pairs, Plan};
+
+const SCENARIOS: [&str; 4] = ["rearm", "burst", "churn", "postwake"];
+
+struct Opts {
+    quick: bool,
+    markdown: bool,
+    kind: PairKind,
+    reps: usize,
+    mechs: Vec<Mech>,
+    scenarios: Vec<String>,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: socknotify-bench [--quick] [--markdown] [--tcp] [--reps N] \
+         [--mech epoll,mio,polling,socknotify] [{}]...",
+        SCENARIOS.join("|")
+    );
+    std::process::exit(2);
+}
+
+fn parse_args() -> Opts {
+    let mut o = Opts {
+        quick: false,
+        markdown: false,
+        kind: PairKind::Unix,
+        reps: 0,
+        mechs: Mech::ALL.to_vec(),
+        scenarios: Vec::new(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--quick" => o.quick = true,
+            "--markdown" => o.markdown = true,
+            "--tcp" => o.kind = PairKind::Tcp,
+            "--unix" => o.kind = PairKind::Unix,
+            "--reps" => o.reps = args.next().and_then(|v| v.parse().ok()).filter(|&v| v > 0).unwrap_or_else(|| usage()),
+            "--mech" => {
+                let list = args.next().unwrap_or_else(|| usage());
+                let mut m = vec![Mech::Baseline];
+                for name in list.split(',') {
+                    match Mech::ALL.iter().find(|x| x.name() == name) {
+                        Some(&x) if x != Mech::Baseline => m.push(x),
+                        Some(_) => {}
+                        None => usage(),
+                    }
+                }
+                o.mechs = m;
+            }
+            "-h" | "--help" => usage(),
+            s if SCENARIOS.contains(&s) => o.scenarios.push(s.to_string()),
+            _ => usage(),
+        }
+    }
+    if o.scenarios.is_empty() {
+        o.scenarios = SCENARIOS.iter().map(|s| s.to_string()).collect();
+    }
+    if o.reps == 0 {
+        o.reps = if o.quick { 3 } else { 7 };
+    }
+    o
+}
+
+// --- watchdog -----------------------------------------------------------------------------------
+
+static STAGE: Mutex<Option<(String, Instant)>> = Mutex::new(None);
+
+fn stage(name: String) {
+    eprintln!("  {name}");
+    *STAGE.lock().unwrap() = Some((name, Instant::now()));
+}
+
+/// Ends the process with a clear message if one stage runs longer than `limit`.
+fn start_watchdog(limit: Duration) {
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_millis(250));
+        if let Some((name, t0)) = STAGE.lock().unwrap().as_ref() {
+            if t0.elapsed() > limit {
+                eprintln!("error: watchdog: `{name}` has run for more than {limit:?}; a wait is stuck (missing notification?)");
+                std::process::exit(3);
+            }
+        }
+    });
+}
+
+// --- results ------------------------------------------------------------------------------------
+
+/// One table row: per mechanism, the timed totals (ns) of each repetition, or an error.
+struct Row {
+    scenario: &'static str,
+    n: usize,
+    k: usize,
+    /// Notifications (or sockets, for churn) per timed run.
+    units: u64,
+    samples: Vec<Vec<u64>>,
+    errors: Vec<Option<String>>,
+}
+
+impl Row {
+    fn new(scenario: &'static str, n: usize, k: usize, units: u64) -> Row {
+        Row { scenario, n, k, units, samples: vec![Vec::new(); Mech::ALL.len()], errors: vec![None; Mech::ALL.len()] }
+    }
+    fn failed(&self, m: Mech) -> bool {
+        self.errors[m as usize].is_some()
+    }
+    fn record(&mut self, m: Mech, r: Result<u64, String>) {
+        match r {
+            Ok(ns) => self.samples[m as usize].push(ns),
+            Err(e) => {
+                eprintln!("  error: {} {} N={} K={}: {e}", self.scenario, m.name(), self.n, self.k);
+                self.errors[m as usize] = Some(e);
+            }
+        }
+    }
+    /// Median ns per unit, or None.
+    fn per_unit(&self, m: Mech) -> Option<f64> {
+        if self.failed(m) || self.samples[m as usize].is_empty() {
+            return None;
+        }
+        let mut v = self.samples[m as usize].clone();
+        Some(median(&mut v) as f64 / self.units as f64)
+    }
+    fn overhead(&self, m: Mech) -> Option<f64> {
+        Some(self.per_unit(m)? - self.per_unit(Mech::Baseline).unwrap_or(0.0))
+    }
+}
+
+fn rotated(mechs: &[Mech], rep: usize) -> Vec<Mech> {
+    let mut v = mechs.to_vec();
+    let len = v.len();
+    v.rotate_left(rep % len.max(1));
+    v
+}
+
+// --- scenarios ----------------------------------------------------------------------------------
+
+fn scen_rearm(o: &Opts, rows: &mut Vec<Row>) {
+    let (n, k, rounds) = if o.quick { (1000, 64, 200) } else { (1000, 64, 2000) };
+    let plan = Plan::new(n, k, rounds, rounds / 10, 0x9e37_79b9_7f4a_7c15);
+    let mut row = Row::new("rearm", n, k, (rounds * k) as u64);
+    for rep in 0..o.reps {
+        for m in rotated(&o.mechs, rep) {
+            if row.failed(m) {
+                continue;
+            }
+            stage(format!("rearm rep {}/{} {}", rep + 1, o.reps, m.name()));
+            let r = guarded(|| {
+                let pairs = Pairs::new(o.kind, n)?;
+                Ok(ready::run(m, Mode::Oneshot, &pairs, std::slice::from_ref(&plan))?[0])
+            });
+            row.record(m, r);
+        }
+    }
+    rows.push(row);
+}
+
+fn scen_burst(o: &Opts, rows: &mut Vec<Row>, max_pairs: usize) {
+    let ns: Vec<usize> = if o.quick { vec![1000] } else { vec![1000, 5000, max_pairs] };
+    let ks: Vec<usize> = if o.quick { vec![1, 64] } else { vec![1, 64, 1024] };
+    let budget = if o.quick { 4096 } else { 32768 };
+    for &n in &ns {
+        if n == 0 || n > max_pairs {
+            continue;
+        }
+        let plans: Vec<Plan> = ks
+            .iter()
+            .filter(|&&k| k <= n)
+            .map(|&k| {
+                let rounds = (budget / k).clamp(16, 8000);
+                Plan::new(n, k, rounds, (rounds / 10).max(2), 0x2545_f491_4f6c_dd1d ^ k as u64)
+            })
+            .collect();
+        let first = rows.len();
+        for p in &plans {
+            rows.push(Row::new("burst", n, p.k, (p.rounds * p.k) as u64));
+        }
+        for rep in 0..o.reps {
+            for m in rotated(&o.mechs, rep) {
+                if rows[first].failed(m) {
+                    continue;
+                }
+                stage(format!("burst N={n} rep {}/{} {}", rep + 1, o.reps, m.name()));
+                let r = guarded(|| {
+                    let pairs = Pairs::new(o.kind, n)?;
+                    ready::run(m, Mode::Level, &pairs, &plans)
+                });
+                match r {
+                    Ok(v) => {
+                        for (j, ns) in v.into_iter().enumerate() {
+                            rows[first + j].record(m, Ok(ns));
+                        }
+                    }
+                    Err(e) => {
+                        for row in &mut rows[first..] {
+                            row.record(m, Err(e.clone()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn scen_churn(o: &Opts, rows: &mut Vec<Row>, max_pairs: usize) {
+    let ns: Vec<usize> = if o.quick { vec![1000] } else { vec![1000, max_pairs] };
+    for n in ns {
+        let mut row = Row::new("churn", n, 0, n as u64);
+        for rep in 0..o.reps {
+            for m in rotated(&o.mechs, rep) {
+                if m == Mech::Baseline || row.failed(m) {
+                    continue;
+                }
+                stage(format!("churn N={n} rep {}/{} {}", rep + 1, o.reps, m.name()));
+                let r = guarded(|| {
+                    let pairs = Pairs::new(o.kind, n)?;
+                    churn::run(m, &pairs)
+                });
+                row.record(m, r);
+            }
+        }
+        rows.push(row);
+    }
+}
+
+struct WakeRow {
+    mech: Mech,
+    rtt: Vec<u64>,
+    rates: Vec<f64>,
+    error: Option<String>,
+}
+
+fn scen_postwake(o: &Opts) -> Vec<WakeRow> {
+    let (pings, posts) = if o.quick { (2_000usize, 100_000u64) } else { (20_000, 1_000_000) };
+    let per_rep = (pings / o.reps).max(1);
+    let mut rows: Vec<WakeRow> =
+        o.mechs.iter().map(|&mech| WakeRow { mech, rtt: Vec::new(), rates: Vec::new(), error: None }).collect();
+    for rep in 0..o.reps {
+        for (i, _) in rotated(&o.mechs, rep).iter().enumerate() {
+            let idx = (i + rep) % rows.len();
+            let row = &mut rows[idx];
+            if row.error.is_some() {
+                continue;
+            }
+            let m = row.mech;
+            stage(format!("postwake rep {}/{} {}", rep + 1, o.reps, m.name()));
+            let r = guarded(|| {
+                let rtt = postwake::pingpong(m, per_rep, if rep == 0 { 500 } else { 50 })?;
+                let rate = postwake::throughput(m, posts / o.reps as u64)?;
+                Ok((rtt, rate))
+            });
+            match r {
+                Ok((rtt, rate)) => {
+                    row.rtt.extend(rtt);
+                    row.rates.push(rate);
+                }
+                Err(e) => {
+                    eprintln!("  error: postwake {}: {e}", m.name());
+                    row.error = Some(e);
+                }
+            }
+        }
+    }
+    for r in &mut rows {
+        r.rtt.sort_unstable();
+    }
+    rows
+}
+
+// --- output -------------------------------------------------------------------------------------
+
+fn print_table(header: &[String], body: &[Vec<String>]) {
+    let cols = header.len();
+    let mut w: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in body {
+        for (j, c) in r.iter().enumerate() {
+            w[j] = w[j].max(c.len());
+        }
+    }
+    let line = |cells: &[String]| {
+        let mut s = String::from("|");
+        for (j, c) in cells.iter().enumerate() {
+            if j == 0 {
+                s += &format!(" {:<w$} |", c, w = w[j]);
+            } else {
+                s += &format!(" {:>w$} |", c, w = w[j]);
+            }
+        }
+        println!("{s}");
+    };
+    line(header);
+    let mut sep = String::from("|");
+    for (j, wj) in w.iter().enumerate().take(cols) {
+        sep += &if j == 0 { format!(" {} |", "-".repeat(*wj)) } else { format!(" {}: |", "-".repeat(wj - 1)) };
+    }
+    println!("{sep}");
+    for r in body {
+        line(r);
+    }
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
+        _ => "-".into(),
+    }
+}
+
+fn cell(row: &Row, m: Mech) -> String {
+    if row.failed(m) {
+        return "ERROR".into();
+    }
+    match (row.overhead(m), row.per_unit(m)) {
+        (Some(o), Some(t)) => format!("{} ({})", fmt_ns(o), fmt_ns(t)),
+        _ => "-".into(),
+    }
+}
+
+fn print_ready(rows: &[Row], mechs: &[Mech]) {
+    let ready: Vec<&Row> = rows.iter().filter(|r| r.scenario != "churn").collect();
+    if !ready.is_empty() {
+        println!();
+        println!("Overhead per notification in ns, with the total per notification in brackets");
+        println!("(overhead = (median time with the mechanism - median time of the same writes and reads");
+        println!("with no mechanism) / notifications). Lower is better.");
+        println!();
+        let mut header = vec!["scenario".to_string(), "N".into(), "K".into(), "notifications".into(), "no mechanism".into()];
+        for &m in mechs.iter().filter(|&&m| m != Mech::Baseline) {
+            header.push(m.name().into());
+        }
+        header.push("socknotify/epoll".into());
+        let body: Vec<Vec<String>> = ready
+            .iter()
+            .map(|r| {
+                let mut v = vec![
+                    r.scenario.to_string(),
+                    group(r.n as i64),
+                    group(r.k as i64),
+                    group(r.units as i64),
+                    r.per_unit(Mech::Baseline).map(fmt_ns).unwrap_or_else(|| "-".into()),
+                ];
+                for &m in mechs.iter().filter(|&&m| m != Mech::Baseline) {
+                    v.push(cell(r, m));
+                }
+                v.push(ratio(r.overhead(Mech::Socknotify), r.overhead(Mech::Epoll)));
+                v
+            })
+            .collect();
+        print_table(&header, &body);
+    }
+    let churn: Vec<&Row> = rows.iter().filter(|r| r.scenario == "churn").collect();
+    if !churn.is_empty() {
+        println!();
+        println!("churn: ns per socket to register it and remove it again (socknotify: ENABLE, REMOVE,");
+        println!("and dequeue the REMOVE packet; batches of {} registrations per process call).", ready::BATCH);
+        println!();
+        let mut header = vec!["scenario".to_string(), "N".into()];
+        for &m in mechs.iter().filter(|&&m| m != Mech::Baseline) {
+            header.push(m.name().into());
+        }
+        header.push("socknotify/epoll".into());
+        let body: Vec<Vec<String>> = churn
+            .iter()
+            .map(|r| {
+                let mut v = vec!["churn".to_string(), group(r.n as i64)];
+                for &m in mechs.iter().filter(|&&m| m != Mech::Baseline) {
+                    v.push(if r.failed(m) { "ERROR".into() } else { r.per_unit(m).map(fmt_ns).unwrap_or_else(|| "-".into()) });
+                }
+                v.push(ratio(r.per_unit(Mech::Socknotify), r.per_unit(Mech::Epoll)));
+                v
+            })
+            .collect();
+        print_table(&header, &body);
+    }
+}
+
+fn print_wake(rows: &[WakeRow]) {
+    if rows.is_empty() {
+        return;
+    }
+    println!();
+    println!("postwake: round trip between two threads (two post->wake hops), and posts/s with one");
+    println!("thread posting and one consuming in batches (eventfd, mio Waker and polling notify()");
+    println!("coalesce wakes; socknotify queues and delivers every packet, checked in FIFO order).");
+    println!();
+    let header: Vec<String> =
+        ["mechanism", "what", "RTT p50 (ns)", "RTT p99 (ns)", "posts/s"].iter().map(|s| s.to_string()).collect();
+    let what = |m: Mech| match m {
+        Mech::Baseline => "eventfd, blocking read",
+        Mech::Epoll => "eventfd in epoll",
+        Mech::Mio => "mio::Waker",
+        Mech::Polling => "Poller::notify",
+        Mech::Socknotify => "post / dequeue",
+    };
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            if r.error.is_some() {
+                return vec![r.mech.name().into(), what(r.mech).into(), "ERROR".into(), "ERROR".into(), "ERROR".into()];
+            }
+            let (p50, p99) = postwake::p50_p99(&r.rtt);
+            let mut rates = r.rates.clone();
+            rates.sort_by(|a, b| a.total_cmp(b));
+            let rate = if rates.is_empty() { 0.0 } else { rates[rates.len() / 2] };
+            vec![
+                r.mech.name().into(),
+                what(r.mech).into(),
+                group(p50 as i64),
+                group(p99 as i64),
+                group(rate.round() as i64),
+            ]
+        })
+        .collect();
+    print_table(&header, &body);
+    let get = |m: Mech| rows.iter().find(|r| r.mech == m && r.error.is_none()).map(|r| postwake::p50_p99(&r.rtt).0 as f64);
+    println!();
+    println!("socknotify/epoll RTT p50: {}", ratio(get(Mech::Socknotify), get(Mech::Epoll)));
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    format!("{cpu}, {cores} cores, Linux {}", kernel.trim())
+}
+
+fn main() {
+    let o = parse_args();
+    let nofile = util::raise_nofile();
+    let max_pairs = util::max_pairs(nofile).min(if o.quick { 1000 } else { usize::MAX });
+    start_watchdog(Duration::from_secs(if o.quick { 30 } else { 90 }));
+    let t0 = Instant::now();
+    let cmd: Vec<String> = std::env::args().skip(1).collect();
+    eprintln!("socknotify-bench: {} reps, sockets: {}, RLIMIT_NOFILE {nofile} -> up to {max_pairs} pairs", o.reps, o.kind.describe());
+
+    let mut rows = Vec::new();
+    let mut wake = Vec::new();
+    for s in &o.scenarios {
+        match s.as_str() {
+            "rearm" => scen_rearm(&o, &mut rows),
+            "burst" => scen_burst(&o, &mut rows, max_pairs),
+            "churn" => scen_churn(&o, &mut rows, max_pairs),
+            "postwake" => wake = scen_postwake(&o),
+            _ => unreachable!(),
+        }
+    }
+    *STAGE.lock().unwrap() = None;
+
+    if o.markdown {
+        println!("### socknotify-bench");
+        println!();
+        println!("`cargo run --release -p socknotify-bench -- {}`", cmd.join(" "));
+        println!();
+    } else {
+        println!("socknotify-bench {}", cmd.join(" "));
+    }
+    println!("Machine: {}. Sockets: {}.", machine(), o.kind.describe());
+    println!(
+        "Median of {} repetitions per cell, mechanisms alternating; rearm = oneshot + re-arm per event \
+         (socknotify: LEVEL_ONESHOT re-enabled in the next process call), burst = persistent level \
+         registrations (mio is edge-triggered: it has no level mode), batch size {}.",
+        o.reps,
+        ready::BATCH
+    );
+    print_ready(&rows, &o.mechs);
+    print_wake(&wake);
+
+    let mut errors = Vec::new();
+    for r in &rows {
+        for m in Mech::ALL {
+            if let Some(e) = &r.errors[m as usize] {
+                errors.push(format!("{} N={} K={} {}: {e}", r.scenario, r.n, r.k, m.name()));
+            }
+        }
+    }
+    for w in &wake {
+        if let Some(e) = &w.error {
+            errors.push(format!("postwake {}: {e}", w.mech.name()));
+        }
+    }
+    println!();
+    println!("({:.1} s)", t0.elapsed().as_secs_f64());
+    if !errors.is_empty() {
+        eprintln!();
+        for e in &errors {
+            eprintln!("error: {e}");
+        }
+        std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Self-checks: each mechanism, socknotify included, must deliver exactly the expected
+    //! notifications (a broken core fails here instead of producing a fast number).
+    use super::*;
+
+    fn check(mech: Mech, mode: Mode, n: usize, k: usize) {
+        let pairs = Pairs::new(PairKind::Unix, n).unwrap();
+        let plans = [Plan::new(n, k, 40, 4, 7), Plan::new(n, 1, 40, 4, 9)];
+        let t = ready::run(mech, mode, &pairs, &plans).unwrap_or_else(|e| panic!("{} {mode:?}: {e}", mech.name()));
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn baselines_deliver_exactly_the_expected_notifications() {
+        for m in [Mech::Baseline, Mech::Epoll, Mech::Mio, Mech::Polling] {
+            check(m, Mode::Oneshot, 200, 32);
+            check(m, Mode::Level, 200, 32);
+        }
+    }
+
+    #[test]
+    fn socknotify_delivers_exactly_the_expected_notifications() {
+        check(Mech::Socknotify, Mode::Oneshot, 200, 32);
+        check(Mech::Socknotify, Mode::Level, 200, 32);
+        let pairs = Pairs::new(PairKind::Unix, 300).unwrap();
+        churn::run(Mech::Socknotify, &pairs).unwrap();
+        postwake::pingpong(Mech::Socknotify, 200, 10).unwrap();
+        postwake::throughput(Mech::Socknotify, 10_000).unwrap();
+    }
+
+    #[test]
+    fn plan_rounds_hold_distinct_sockets() {
+        let p = Plan::new(100, 64, 10, 0, 3);
+        for r in 0..10 {
+            let mut v = p.round(r).to_vec();
+            v.sort_unstable();
+            v.dedup();
+            assert_eq!(v.len(), 64);
+        }
+    }
+}
