@@ -137,9 +137,7 @@ impl fmt::Display for RegistrationError {
             RegistrationError::OtherPort => {
                 "the socket is registered with another completion port; REMOVE it there first"
             }
-            RegistrationError::RemovePending => {
-                "the registration is being removed; dequeue its REMOVE packet first"
-            }
+            RegistrationError::RemovePending => "the registration is being removed; dequeue its REMOVE packet first",
             RegistrationError::NotFound => "the socket has no registration to remove",
             RegistrationError::NoBuffers => "out of resources",
         })

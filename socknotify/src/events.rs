@@ -253,12 +253,7 @@ impl BitOr for Trigger {
 
 impl fmt::Debug for Trigger {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names = [
-            (0x01, "ONESHOT"),
-            (0x02, "PERSISTENT"),
-            (0x04, "LEVEL"),
-            (0x08, "EDGE"),
-        ];
+        let names = [(0x01, "ONESHOT"), (0x02, "PERSISTENT"), (0x04, "LEVEL"), (0x08, "EDGE")];
         let mut first = true;
         for (bit, name) in names {
             if self.0 & bit != 0 {

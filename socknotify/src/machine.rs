@@ -298,8 +298,7 @@ impl Machine {
         claims: &mut impl Claims,
     ) -> u32 {
         use crate::winsock::{
-            SOCK_NOTIFY_OP_DISABLE, SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_OP_NONE,
-            SOCK_NOTIFY_OP_REMOVE,
+            SOCK_NOTIFY_OP_DISABLE, SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_OP_NONE, SOCK_NOTIFY_OP_REMOVE,
         };
         match op {
             SOCK_NOTIFY_OP_NONE => return codes::ERROR_SUCCESS,
@@ -310,8 +309,7 @@ impl Machine {
             return codes::WSAENOTSOCK;
         }
         let flags_ok = op != SOCK_NOTIFY_OP_ENABLE
-            || (Events::from_bits(u32::from(filter)).is_valid_filter()
-                && Trigger::from_bits(trigger).is_valid());
+            || (Events::from_bits(u32::from(filter)).is_valid_filter() && Trigger::from_bits(trigger).is_valid());
 
         // An existing registration on this port: make sure the descriptor still names its socket.
         let mut existing = self.slot_of(fd);
@@ -338,12 +336,7 @@ impl Machine {
         }
         match op {
             SOCK_NOTIFY_OP_ENABLE => {
-                if self.enable(
-                    slot,
-                    Events::from_bits(u32::from(filter)),
-                    Trigger::from_bits(trigger),
-                    kernel,
-                ) {
+                if self.enable(slot, Events::from_bits(u32::from(filter)), Trigger::from_bits(trigger), kernel) {
                     return codes::ERROR_SUCCESS;
                 }
             }
@@ -397,12 +390,7 @@ impl Machine {
         if !claims.claim(fd, cookie) {
             return codes::WSAEINVAL; // registered with another port (D13)
         }
-        let slot = self.insert(NewReg {
-            fd,
-            cookie,
-            kind,
-            key,
-        });
+        let slot = self.insert(NewReg { fd, cookie, kind, key });
         let token = self.reg(slot).token(slot);
         let flags = self.reg(slot).flags();
         if !kernel.add(fd, flags, token) {
@@ -411,12 +399,7 @@ impl Machine {
             return codes::WSAENOBUFS;
         }
         if op == SOCK_NOTIFY_OP_ENABLE {
-            let ok = self.enable(
-                slot,
-                Events::from_bits(u32::from(filter)),
-                Trigger::from_bits(trigger),
-                kernel,
-            );
+            let ok = self.enable(slot, Events::from_bits(u32::from(filter)), Trigger::from_bits(trigger), kernel);
             debug_assert!(ok);
         }
         codes::ERROR_SUCCESS
@@ -469,13 +452,7 @@ impl Machine {
 
     /// ENABLE (create-time or later): replace filter and trigger, re-evaluate (spec §4.2).
     /// `false` when the descriptor no longer names the registered socket.
-    fn enable(
-        &mut self,
-        slot: usize,
-        filter: Events,
-        trigger: Trigger,
-        kernel: &mut impl Kernel,
-    ) -> bool {
+    fn enable(&mut self, slot: usize, filter: Events, trigger: Trigger, kernel: &mut impl Kernel) -> bool {
         let r = self.reg_mut(slot);
         r.filter = filter;
         r.trigger = trigger;
@@ -500,12 +477,7 @@ impl Machine {
     }
 
     /// TCP byte counters for edge decisions, when IN or OUT is high on a TCP socket.
-    fn counters(
-        &mut self,
-        slot: usize,
-        high: Events,
-        kernel: &mut impl Kernel,
-    ) -> Option<(u64, u64, u64)> {
+    fn counters(&mut self, slot: usize, high: Events, kernel: &mut impl Kernel) -> Option<(u64, u64, u64)> {
         let r = self.reg(slot);
         if !r.kind.stream || !high.intersects(Events::IN | Events::OUT) || r.tcp == Some(false) {
             return None;
@@ -567,10 +539,7 @@ impl Machine {
         r.published = bits;
         r.sampled = epoch;
         let generation = r.generation;
-        self.fifo.push_back(Packet::Notify {
-            slot: slot as u32,
-            generation,
-        });
+        self.fifo.push_back(Packet::Notify { slot: slot as u32, generation });
     }
 
     /// Drops a registration without a REMOVE packet (closed socket, D21; closed port, D6).
@@ -613,10 +582,7 @@ impl Machine {
                 claims.release(r.fd, r.cookie);
             }
         }
-        *self = Machine {
-            epoch: self.epoch,
-            ..Machine::default()
-        };
+        *self = Machine { epoch: self.epoch, ..Machine::default() };
     }
 
     /// Queues a posted packet (D24: never interpreted).
@@ -689,10 +655,7 @@ impl Machine {
         };
         let mut rise = Events::NONE;
         // IN fell if every byte seen last time has been read since, and new bytes came.
-        if still.contains(Events::IN)
-            && received.saturating_sub(queued) >= r.in_mark
-            && received > r.in_mark
-        {
+        if still.contains(Events::IN) && received.saturating_sub(queued) >= r.in_mark && received > r.in_mark {
             rise |= Events::IN;
         }
         // OUT may have fallen and risen again only if bytes were acknowledged since.
@@ -705,12 +668,7 @@ impl Machine {
     /// Moves up to `out.len()` packets from the FIFO into `out`, applying delivery-time rules:
     /// level masks computed now (D17), ONESHOT disabling and REMOVE finalisation (D16).
     /// Returns how many entries were written.
-    pub fn deliver(
-        &mut self,
-        out: &mut [Completion],
-        kernel: &mut impl Kernel,
-        claims: &mut impl Claims,
-    ) -> usize {
+    pub fn deliver(&mut self, out: &mut [Completion], kernel: &mut impl Kernel, claims: &mut impl Claims) -> usize {
         let mut n = 0;
         while n < out.len() {
             let Some(p) = self.fifo.pop_front() else {
@@ -724,12 +682,7 @@ impl Machine {
         n
     }
 
-    fn deliver_one(
-        &mut self,
-        p: Packet,
-        kernel: &mut impl Kernel,
-        claims: &mut impl Claims,
-    ) -> Option<Completion> {
+    fn deliver_one(&mut self, p: Packet, kernel: &mut impl Kernel, claims: &mut impl Claims) -> Option<Completion> {
         let (slot, generation) = match p {
             Packet::Posted(c) => return Some(c),
             Packet::Notify { slot, generation } => (slot as usize, generation),

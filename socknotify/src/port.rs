@@ -122,9 +122,7 @@ struct SysKernel<'a> {
 
 impl Kernel for SysKernel<'_> {
     fn socket_info(&mut self, fd: RawFd) -> Result<(u64, SocketKind), u32> {
-        sys::socket_info(fd)
-            .map(|i| (i.cookie, SocketKind { stream: i.stream }))
-            .map_err(|_| crate::codes::WSAENOTSOCK)
+        sys::socket_info(fd).map(|i| (i.cookie, SocketKind { stream: i.stream })).map_err(|_| crate::codes::WSAENOTSOCK)
     }
     fn cookie(&mut self, fd: RawFd) -> Option<u64> {
         sys::socket_cookie(fd).ok()
@@ -176,16 +174,10 @@ impl Claims for PortClaims<'_> {
         }
         match &t[i] {
             // Another port holds this very socket.
-            Some(c) if c.port != self.port && c.cookie == cookie && c.owner.strong_count() > 0 => {
-                false
-            }
+            Some(c) if c.port != self.port && c.cookie == cookie && c.owner.strong_count() > 0 => false,
             // Free, or a claim left by a socket that was closed and whose number was reused.
             _ => {
-                t[i] = Some(Claim {
-                    port: self.port,
-                    cookie,
-                    owner: self.owner.clone(),
-                });
+                t[i] = Some(Claim { port: self.port, cookie, owner: self.owner.clone() });
                 true
             }
         }
@@ -328,15 +320,9 @@ impl CompletionPort {
     /// assert!(t.elapsed() >= Duration::from_millis(20));
     /// # Ok::<(), socknotify::Error>(())
     /// ```
-    pub fn dequeue(
-        &self,
-        out: &mut [Completion],
-        timeout: Option<Duration>,
-    ) -> Result<usize, Error> {
+    pub fn dequeue(&self, out: &mut [Completion], timeout: Option<Duration>) -> Result<usize, Error> {
         if out.is_empty() {
-            return Err(Error::InvalidArgument(
-                "dequeue needs room for at least one packet",
-            ));
+            return Err(Error::InvalidArgument("dequeue needs room for at least one packet"));
         }
         self.process_entries::<Registration<'_>>(&mut [], out, timeout)
     }
@@ -374,9 +360,7 @@ impl CompletionPort {
         timeout: Option<Duration>,
     ) -> Result<usize, Error> {
         if out.is_empty() && timeout != Some(Duration::ZERO) {
-            return Err(Error::InvalidArgument(
-                "a timeout needs room for packets (pass a zero timeout)",
-            ));
+            return Err(Error::InvalidArgument("a timeout needs room for packets (pass a zero timeout)"));
         }
         let start = Instant::now();
         let inner = &self.inner;
@@ -395,20 +379,13 @@ impl CompletionPort {
         }
         if !regs.is_empty() {
             let was_live = st.machine.live();
-            if regs
-                .iter()
-                .any(|e| e.op() == crate::winsock::SOCK_NOTIFY_OP_DISABLE)
-                && was_live > 0
-            {
+            if regs.iter().any(|e| e.op() == crate::winsock::SOCK_NOTIFY_OP_DISABLE) && was_live > 0 {
                 // Packets Windows would already have queued survive a DISABLE (T44).
                 inner.harvest(&mut st);
             }
             let weak = Arc::downgrade(inner);
             let mut kernel = SysKernel { epfd: &inner.epfd };
-            let mut claims = PortClaims {
-                port: inner.id,
-                owner: &weak,
-            };
+            let mut claims = PortClaims { port: inner.id, owner: &weak };
             for e in regs.iter_mut() {
                 let code = st.machine.apply(
                     e.raw_fd(),
@@ -464,10 +441,7 @@ impl CompletionPort {
         }
         st.closed = true;
         let weak = Arc::downgrade(inner);
-        st.machine.clear(&mut PortClaims {
-            port: inner.id,
-            owner: &weak,
-        });
+        st.machine.clear(&mut PortClaims { port: inner.id, owner: &weak });
         for w in &st.waiters {
             w.cv.notify_one();
         }
@@ -529,10 +503,7 @@ impl Drop for Inner {
         let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
         if !st.closed {
             let weak = Weak::new();
-            st.machine.clear(&mut PortClaims {
-                port: self.id,
-                owner: &weak,
-            });
+            st.machine.clear(&mut PortClaims { port: self.id, owner: &weak });
         }
     }
 }
@@ -604,23 +575,14 @@ impl Inner {
             let Some(i) = st.waiters.iter().rposition(|w| w.served.is_none()) else {
                 break;
             };
-            let State {
-                machine, waiters, ..
-            } = st;
+            let State { machine, waiters, .. } = st;
             let w = &mut waiters[i];
             let cap = w.capacity;
             if w.buf.len() < cap {
                 w.buf.resize(cap, Completion::default());
             }
             let mut kernel = SysKernel { epfd: &self.epfd };
-            let n = machine.deliver(
-                &mut w.buf[..cap],
-                &mut kernel,
-                &mut PortClaims {
-                    port: self.id,
-                    owner: &weak,
-                },
-            );
+            let n = machine.deliver(&mut w.buf[..cap], &mut kernel, &mut PortClaims { port: self.id, owner: &weak });
             if n == 0 {
                 break;
             }
@@ -654,22 +616,18 @@ impl Inner {
         let weak = Weak::new();
         // A thread that enters takes what is queued without blocking, if allowed (D23).
         if st.running < self.concurrency {
-            if st.machine.queued() == 0
+            // Collect readiness the kernel holds, unless this thread is about to sleep in
+            // epoll_wait anyway: so one call returns everything that is queued (spec §3.3).
+            let queued = st.machine.queued();
+            if queued < out.len()
                 && st.machine.live() > 0
-                && (st.poller.is_some() || timeout == Some(Duration::ZERO))
+                && (queued > 0 || st.poller.is_some() || timeout == Some(Duration::ZERO))
             {
                 self.harvest(&mut st);
             }
             if st.machine.queued() > 0 {
                 let mut kernel = SysKernel { epfd: &self.epfd };
-                let n = st.machine.deliver(
-                    out,
-                    &mut kernel,
-                    &mut PortClaims {
-                        port: self.id,
-                        owner: &weak,
-                    },
-                );
+                let n = st.machine.deliver(out, &mut kernel, &mut PortClaims { port: self.id, owner: &weak });
                 if n > 0 {
                     self.dispatch(&mut st);
                     return (st, Ok(n));
@@ -681,20 +639,10 @@ impl Inner {
         }
         let id = NEXT_WAITER.fetch_add(1, Ordering::Relaxed);
         let cv = Arc::new(Condvar::new());
-        st.waiters.push(Waiter {
-            id,
-            capacity: out.len(),
-            buf: Vec::new(),
-            served: None,
-            cv: cv.clone(),
-        });
+        st.waiters.push(Waiter { id, capacity: out.len(), buf: Vec::new(), served: None, cv: cv.clone() });
         let mut events: Vec<sys::EpollEvent> = Vec::new();
         let result = loop {
-            let i = st
-                .waiters
-                .iter()
-                .position(|w| w.id == id)
-                .expect("own waiter entry");
+            let i = st.waiters.iter().position(|w| w.id == id).expect("own waiter entry");
             if let Some(n) = st.waiters[i].served {
                 let w = st.waiters.remove(i);
                 out[..n].copy_from_slice(&w.buf[..n]);
@@ -719,12 +667,7 @@ impl Inner {
             if st.poller.is_none() && st.machine.live() > 0 && st.running < self.concurrency {
                 // Become the poller: sleep in epoll_wait on behalf of every waiter.
                 st.poller = Some(id);
-                let want: usize = st
-                    .waiters
-                    .iter()
-                    .filter(|w| w.served.is_none())
-                    .map(|w| w.capacity)
-                    .sum();
+                let want: usize = st.waiters.iter().filter(|w| w.served.is_none()).map(|w| w.capacity).sum();
                 events.resize(want.clamp(1, 1024), sys::EpollEvent { events: 0, u64: 0 });
                 drop(st);
                 let n = sys::epoll_wait(&self.epfd, &mut events, remaining);
@@ -767,13 +710,39 @@ pub fn forget_registration_raw(fd: RawFd) {
     };
     if let Some(port) = owner {
         let mut st = port.lock();
+        if st.closed {
+            return;
+        }
+        // Readiness the kernel noted before the close becomes packets first: a packet that
+        // was queued is still delivered after the close (D21, T43).
+        port.harvest(&mut st);
         let weak = Arc::downgrade(&port);
-        st.machine.forget_fd(
-            fd,
-            &mut PortClaims {
-                port: port.id,
-                owner: &weak,
-            },
-        );
+        st.machine.forget_fd(fd, &mut PortClaims { port: port.id, owner: &weak });
+        port.dispatch(&mut st);
     }
+}
+
+/// Closes a socket the way Windows' `closesocket` does: its registration, on whatever port,
+/// is dropped without a REMOVE packet, and a packet already queued for it is still
+/// delivered (D21). Prefer it to a plain `drop` for registered sockets: a plain close is
+/// detected only lazily, and readiness not yet collected from the kernel is lost with it.
+///
+/// ```
+/// use socknotify::{Completion, CompletionPort, Events, Registration, Trigger};
+/// use std::time::Duration;
+/// let port = CompletionPort::new()?;
+/// let (a, b) = std::os::unix::net::UnixStream::pair()?;
+/// port.process(&mut [Registration::enable(&a, 5, Events::IN, Trigger::LEVEL_PERSISTENT)], &mut [], Some(Duration::ZERO))?;
+/// std::io::Write::write_all(&mut &b, b"x")?;
+/// socknotify::close_socket(a);
+/// let mut out = [Completion::default(); 4];
+/// assert_eq!(port.dequeue(&mut out, Some(Duration::ZERO))?, 1); // the queued IN, no REMOVE
+/// assert_eq!((out[0].key(), out[0].events()), (5, Events::IN));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn close_socket(socket: impl Into<OwnedFd>) {
+    use std::os::fd::AsRawFd;
+    let fd: OwnedFd = socket.into();
+    forget_registration_raw(fd.as_raw_fd());
+    drop(fd);
 }

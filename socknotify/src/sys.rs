@@ -79,11 +79,7 @@ pub(crate) fn event_buffer(len: usize) -> Vec<EpollEvent> {
 
 /// Waits for events; `timeout` `None` waits forever. Returns how many entries of `buf`
 /// were filled (0 on timeout or when interrupted by a signal).
-pub(crate) fn epoll_wait(
-    epfd: &OwnedFd,
-    buf: &mut [EpollEvent],
-    timeout: Option<Duration>,
-) -> io::Result<usize> {
+pub(crate) fn epoll_wait(epfd: &OwnedFd, buf: &mut [EpollEvent], timeout: Option<Duration>) -> io::Result<usize> {
     count();
     let ms: libc::c_int = match timeout {
         None => -1,
@@ -93,19 +89,10 @@ pub(crate) fn epoll_wait(
             libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
         }
     };
-    let max = libc::c_int::try_from(buf.len())
-        .unwrap_or(libc::c_int::MAX)
-        .max(1);
+    let max = libc::c_int::try_from(buf.len()).unwrap_or(libc::c_int::MAX).max(1);
     // SAFETY: `buf` has room for `max` events (len ≥ 1 is checked by callers; max is
     // clamped to the slice length).
-    let n = unsafe {
-        libc::epoll_wait(
-            epfd.as_raw_fd(),
-            buf.as_mut_ptr(),
-            max.min(buf.len() as libc::c_int),
-            ms,
-        )
-    };
+    let n = unsafe { libc::epoll_wait(epfd.as_raw_fd(), buf.as_mut_ptr(), max.min(buf.len() as libc::c_int), ms) };
     if n < 0 {
         let e = io::Error::last_os_error();
         if e.kind() == io::ErrorKind::Interrupted {
@@ -183,12 +170,8 @@ pub(crate) fn socket_cookie(fd: RawFd) -> Result<u64, NotSocket> {
 /// Identity and kind of a socket.
 pub(crate) fn socket_info(fd: RawFd) -> Result<SocketInfo, NotSocket> {
     let cookie = socket_cookie(fd)?;
-    let ty: libc::c_int =
-        getsockopt(fd, libc::SOL_SOCKET, libc::SO_TYPE).map_err(|_| NotSocket::Other)?;
-    Ok(SocketInfo {
-        cookie,
-        stream: ty == libc::SOCK_STREAM || ty == libc::SOCK_SEQPACKET,
-    })
+    let ty: libc::c_int = getsockopt(fd, libc::SOL_SOCKET, libc::SO_TYPE).map_err(|_| NotSocket::Other)?;
+    Ok(SocketInfo { cookie, stream: ty == libc::SOCK_STREAM || ty == libc::SOCK_SEQPACKET })
 }
 
 /// Byte counters of a TCP connection: total received, still queued for reading, total acked.
@@ -203,7 +186,7 @@ pub(crate) struct TcpCounters {
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct TcpInfoPrefix {
-    head: [u8; 8], // state, ca_state, retransmits, probes, backoff, options, wscale, flags
+    head: [u8; 8],    // state, ca_state, retransmits, probes, backoff, options, wscale, flags
     words: [u32; 24], // rto .. total_retrans (24 × u32)
     pacing_rate: u64,
     max_pacing_rate: u64,
@@ -229,11 +212,7 @@ pub(crate) fn tcp_counters(fd: RawFd) -> Option<TcpCounters> {
 /// `None` when the descriptor is not open.
 pub(crate) fn poll_now(fd: RawFd) -> Option<u32> {
     count();
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLIN | libc::POLLOUT | libc::POLLRDHUP,
-        revents: 0,
-    };
+    let mut p = libc::pollfd { fd, events: libc::POLLIN | libc::POLLOUT | libc::POLLRDHUP, revents: 0 };
     // SAFETY: one valid pollfd, timeout 0.
     let n = unsafe { libc::poll(&mut p, 1, 0) };
     if n < 0 || p.revents & libc::POLLNVAL != 0 {
@@ -287,10 +266,7 @@ mod tests {
     fn cookies_differ_between_sockets() {
         let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let (ia, ib) = (
-            socket_info(a.as_raw_fd()).unwrap(),
-            socket_info(b.as_raw_fd()).unwrap(),
-        );
+        let (ia, ib) = (socket_info(a.as_raw_fd()).unwrap(), socket_info(b.as_raw_fd()).unwrap());
         assert_ne!(ia.cookie, ib.cookie);
         assert!(!ia.stream);
     }

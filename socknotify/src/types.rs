@@ -2,9 +2,7 @@
 
 use crate::error::RegistrationError;
 use crate::events::{Events, Trigger};
-use crate::winsock::{
-    SOCK_NOTIFY_OP_DISABLE, SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_OP_NONE, SOCK_NOTIFY_OP_REMOVE,
-};
+use crate::winsock::{SOCK_NOTIFY_OP_DISABLE, SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_OP_NONE, SOCK_NOTIFY_OP_REMOVE};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
 /// One packet dequeued from a [`CompletionPort`](crate::CompletionPort).
@@ -41,12 +39,7 @@ impl Completion {
     /// assert_eq!(c.internal(), 0);
     /// ```
     pub const fn new(key: usize, bytes: u32, overlapped: usize) -> Completion {
-        Completion {
-            key,
-            overlapped,
-            internal: 0,
-            bytes,
-        }
+        Completion { key, overlapped, internal: 0, bytes }
     }
 
     /// A packet with every field of `OVERLAPPED_ENTRY` given, `Internal` included.
@@ -55,18 +48,8 @@ impl Completion {
     /// let c = socknotify::Completion::with_internal(1, 2, 3, 4);
     /// assert_eq!(c.internal(), 4);
     /// ```
-    pub const fn with_internal(
-        key: usize,
-        bytes: u32,
-        overlapped: usize,
-        internal: usize,
-    ) -> Completion {
-        Completion {
-            key,
-            overlapped,
-            internal,
-            bytes,
-        }
+    pub const fn with_internal(key: usize, bytes: u32, overlapped: usize, internal: usize) -> Completion {
+        Completion { key, overlapped, internal, bytes }
     }
 
     /// The completion key (`lpCompletionKey`).
@@ -166,12 +149,7 @@ impl<'fd> Registration<'fd> {
     /// assert_eq!(r.key(), 5);
     /// ```
     pub fn new<S: AsFd + ?Sized>(socket: &'fd S, key: usize, operation: Operation) -> Self {
-        Registration {
-            socket: socket.as_fd(),
-            key,
-            operation,
-            result: 0,
-        }
+        Registration { socket: socket.as_fd(), key, operation, result: 0 }
     }
 
     /// An ENABLE entry.
@@ -182,12 +160,7 @@ impl<'fd> Registration<'fd> {
     /// let r = Registration::enable(&s, 1, Events::IN, Trigger::LEVEL_ONESHOT);
     /// assert!(r.result().is_ok()); // nothing has failed yet
     /// ```
-    pub fn enable<S: AsFd + ?Sized>(
-        socket: &'fd S,
-        key: usize,
-        events: Events,
-        trigger: Trigger,
-    ) -> Self {
+    pub fn enable<S: AsFd + ?Sized>(socket: &'fd S, key: usize, events: Events, trigger: Trigger) -> Self {
         Self::new(socket, key, Operation::Enable { events, trigger })
     }
 
@@ -253,10 +226,7 @@ impl<'fd> Registration<'fd> {
     pub fn result(&self) -> Result<(), RegistrationError> {
         match self.result {
             0 => Ok(()),
-            code => {
-                Err(RegistrationError::from_code(code)
-                    .unwrap_or(RegistrationError::InvalidArgument))
-            }
+            code => Err(RegistrationError::from_code(code).unwrap_or(RegistrationError::InvalidArgument)),
         }
     }
 

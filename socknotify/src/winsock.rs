@@ -152,12 +152,7 @@ impl From<Completion> for OVERLAPPED_ENTRY {
 
 impl From<OVERLAPPED_ENTRY> for Completion {
     fn from(e: OVERLAPPED_ENTRY) -> Self {
-        Completion::with_internal(
-            e.lpCompletionKey,
-            e.dwNumberOfBytesTransferred,
-            e.lpOverlapped,
-            e.Internal,
-        )
+        Completion::with_internal(e.lpCompletionKey, e.dwNumberOfBytesTransferred, e.lpOverlapped, e.Internal)
     }
 }
 
@@ -173,9 +168,7 @@ pub fn as_completions(entries: &mut [OVERLAPPED_ENTRY]) -> &mut [Completion] {
     // SAFETY: both types are #[repr(C)] with fields of the same types at the same offsets
     // (asserted at compile time above), every bit pattern is valid for both, and the
     // returned slice borrows `entries` mutably for its whole life.
-    unsafe {
-        std::slice::from_raw_parts_mut(entries.as_mut_ptr().cast::<Completion>(), entries.len())
-    }
+    unsafe { std::slice::from_raw_parts_mut(entries.as_mut_ptr().cast::<Completion>(), entries.len()) }
 }
 
 impl Entry for SOCK_NOTIFY_REGISTRATION {
@@ -251,9 +244,7 @@ impl Default for CallShape {
 impl CallShape {
     /// Applies V1–V4 in order; the error is the code the call returns.
     pub fn check(&self) -> Result<(), u32> {
-        if self.completion_count == 0
-            && (!self.entries_null || !self.received_null || self.timeout_ms != 0)
-        {
+        if self.completion_count == 0 && (!self.entries_null || !self.received_null || self.timeout_ms != 0) {
             return Err(WSAEINVAL); // V1
         }
         if (self.registration_count == 0) != self.registrations_null {
@@ -295,13 +286,9 @@ pub fn ProcessSocketNotifications(
     receivedEntryCount: Option<&mut u32>,
 ) -> u32 {
     let shape = CallShape {
-        registration_count: registrationInfos
-            .as_ref()
-            .map_or(0, |r| u32::try_from(r.len()).unwrap_or(u32::MAX)),
+        registration_count: registrationInfos.as_ref().map_or(0, |r| u32::try_from(r.len()).unwrap_or(u32::MAX)),
         registrations_null: registrationInfos.is_none(),
-        completion_count: completionPortEntries
-            .as_ref()
-            .map_or(0, |e| u32::try_from(e.len()).unwrap_or(u32::MAX)),
+        completion_count: completionPortEntries.as_ref().map_or(0, |e| u32::try_from(e.len()).unwrap_or(u32::MAX)),
         entries_null: completionPortEntries.is_none(),
         received_null: receivedEntryCount.is_none(),
         timeout_ms: timeoutMs,
