@@ -283,6 +283,20 @@ impl Machine {
         self.regs[slot].as_mut().expect("live slot")
     }
 
+    /// True when applying `op` to `fd` would make the kernel forget readiness it noted but
+    /// that was not collected yet: DISABLE, or ENABLE of an existing edge registration. The
+    /// port then collects pending events before applying the batch.
+    pub fn keeps_pending_packets(&self, fd: RawFd, op: u8) -> bool {
+        use crate::winsock::{SOCK_NOTIFY_OP_DISABLE, SOCK_NOTIFY_OP_ENABLE};
+        match op {
+            SOCK_NOTIFY_OP_DISABLE => true,
+            SOCK_NOTIFY_OP_ENABLE => {
+                self.slot_of(fd).is_some_and(|s| self.reg(s).trigger.is_edge() && self.reg(s).state == State::Enabled)
+            }
+            _ => false,
+        }
+    }
+
     /// Applies one registration entry and returns its `registrationResult` code
     /// (decisions D7–D15, spec §4.3). Checks run in the order decisions.md gives.
     #[allow(clippy::too_many_arguments)]

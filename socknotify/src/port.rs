@@ -379,8 +379,9 @@ impl CompletionPort {
         }
         if !regs.is_empty() {
             let was_live = st.machine.live();
-            if regs.iter().any(|e| e.op() == crate::winsock::SOCK_NOTIFY_OP_DISABLE) && was_live > 0 {
-                // Packets Windows would already have queued survive a DISABLE (T44).
+            if was_live > 0 && regs.iter().any(|e| st.machine.keeps_pending_packets(e.raw_fd(), e.op())) {
+                // Packets Windows would already have queued survive a DISABLE (T44) or a
+                // re-ENABLE of an edge registration: collect them from the kernel first.
                 inner.harvest(&mut st);
             }
             let weak = Arc::downgrade(inner);
