@@ -253,6 +253,9 @@ fn scen_churn(o: &Opts, rows: &mut Vec<Row>, max_pairs: usize) {
 
 struct WakeRow {
     mech: Mech,
+    /// Round trips with both threads on one CPU.
+    same: Vec<u64>,
+    /// Round trips with the threads on two CPUs.
     rtt: Vec<u64>,
     rates: Vec<f64>,
     error: Option<String>,
@@ -261,8 +264,10 @@ struct WakeRow {
 fn scen_postwake(o: &Opts) -> Vec<WakeRow> {
     let (pings, posts) = if o.quick { (2_000usize, 100_000u64) } else { (20_000, 1_000_000) };
     let per_rep = (pings / o.reps).max(1);
+    let cpus = postwake::cpus();
+    let (c0, c1) = (cpus[0], *cpus.get(1).unwrap_or(&cpus[0]));
     let mut rows: Vec<WakeRow> =
-        o.mechs.iter().map(|&mech| WakeRow { mech, rtt: Vec::new(), rates: Vec::new(), error: None }).collect();
+        o.mechs.iter().map(|&mech| WakeRow { mech, same: Vec::new(), rtt: Vec::new(), rates: Vec::new(), error: None }).collect();
     for rep in 0..o.reps {
         for (i, _) in rotated(&o.mechs, rep).iter().enumerate() {
             let idx = (i + rep) % rows.len();
@@ -273,12 +278,15 @@ fn scen_postwake(o: &Opts) -> Vec<WakeRow> {
             let m = row.mech;
             stage(format!("postwake rep {}/{} {}", rep + 1, o.reps, m.name()));
             let r = guarded(|| {
-                let rtt = postwake::pingpong(m, per_rep, if rep == 0 { 500 } else { 50 })?;
+                let warm = if rep == 0 { 500 } else { 50 };
+                let same = postwake::pingpong(m, per_rep, warm, (c0, c0))?;
+                let rtt = postwake::pingpong(m, per_rep, warm, (c0, c1))?;
                 let rate = postwake::throughput(m, posts / o.reps as u64)?;
-                Ok((rtt, rate))
+                Ok((same, rtt, rate))
             });
             match r {
-                Ok((rtt, rate)) => {
+                Ok((same, rtt, rate)) => {
+                    row.same.extend(same);
                     row.rtt.extend(rtt);
                     row.rates.push(rate);
                 }
@@ -291,13 +299,15 @@ fn scen_postwake(o: &Opts) -> Vec<WakeRow> {
     }
     for r in &mut rows {
         r.rtt.sort_unstable();
+        r.same.sort_unstable();
     }
     rows
 }
 
 // --- output -------------------------------------------------------------------------------------
 
-fn print_table(header: &[String], body: &[Vec<String>]) {
+/// Prints a padded Markdown table; the first `left` columns are left-aligned.
+fn print_table(header: &[String], body: &[Vec<String>], left: usize) {
     let cols = header.len();
     let mut w: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in body {
@@ -308,7 +318,7 @@ fn print_table(header: &[String], body: &[Vec<String>]) {
     let line = |cells: &[String]| {
         let mut s = String::from("|");
         for (j, c) in cells.iter().enumerate() {
-            if j == 0 {
+            if j < left {
                 s += &format!(" {:<w$} |", c, w = w[j]);
             } else {
                 s += &format!(" {:>w$} |", c, w = w[j]);
@@ -319,7 +329,7 @@ fn print_table(header: &[String], body: &[Vec<String>]) {
     line(header);
     let mut sep = String::from("|");
     for (j, wj) in w.iter().enumerate().take(cols) {
-        sep += &if j == 0 { format!(" {} |", "-".repeat(*wj)) } else { format!(" {}: |", "-".repeat(wj - 1)) };
+        sep += &if j < left { format!(" {} |", "-".repeat(*wj)) } else { format!(" {}: |", "-".repeat(wj - 1)) };
     }
     println!("{sep}");
     for r in body {
@@ -374,7 +384,7 @@ fn print_ready(rows: &[Row], mechs: &[Mech]) {
                 v
             })
             .collect();
-        print_table(&header, &body);
+        print_table(&header, &body, 1);
     }
     let churn: Vec<&Row> = rows.iter().filter(|r| r.scenario == "churn").collect();
     if !churn.is_empty() {
@@ -398,7 +408,7 @@ fn print_ready(rows: &[Row], mechs: &[Mech]) {
                 v
             })
             .collect();
-        print_table(&header, &body);
+        print_table(&header, &body, 1);
     }
 }
 
@@ -407,12 +417,23 @@ fn print_wake(rows: &[WakeRow]) {
         return;
     }
     println!();
-    println!("postwake: round trip between two threads (two post->wake hops), and posts/s with one");
-    println!("thread posting and one consuming in batches (eventfd, mio Waker and polling notify()");
-    println!("coalesce wakes; socknotify queues and delivers every packet, checked in FIFO order).");
+    println!("postwake: round trip between two threads (two post->wake hops), both threads pinned to one");
+    println!("CPU, then to two CPUs; and posts/s with one thread posting and one consuming in batches on");
+    println!("two CPUs (eventfd, mio Waker and polling notify() coalesce wakes; socknotify queues and");
+    println!("delivers every packet, checked in FIFO order).");
     println!();
-    let header: Vec<String> =
-        ["mechanism", "what", "RTT p50 (ns)", "RTT p99 (ns)", "posts/s"].iter().map(|s| s.to_string()).collect();
+    let header: Vec<String> = [
+        "mechanism",
+        "what",
+        "1 CPU RTT p50 (ns)",
+        "1 CPU p99",
+        "2 CPUs RTT p50 (ns)",
+        "2 CPUs p99",
+        "posts/s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let what = |m: Mech| match m {
         Mech::Baseline => "eventfd, blocking read",
         Mech::Epoll => "eventfd in epoll",
@@ -424,8 +445,11 @@ fn print_wake(rows: &[WakeRow]) {
         .iter()
         .map(|r| {
             if r.error.is_some() {
-                return vec![r.mech.name().into(), what(r.mech).into(), "ERROR".into(), "ERROR".into(), "ERROR".into()];
+                let mut v = vec![r.mech.name().into(), what(r.mech).into()];
+                v.extend((0..5).map(|_| "ERROR".to_string()));
+                return v;
             }
+            let (s50, s99) = postwake::p50_p99(&r.same);
             let (p50, p99) = postwake::p50_p99(&r.rtt);
             let mut rates = r.rates.clone();
             rates.sort_by(|a, b| a.total_cmp(b));
@@ -433,16 +457,26 @@ fn print_wake(rows: &[WakeRow]) {
             vec![
                 r.mech.name().into(),
                 what(r.mech).into(),
+                group(s50 as i64),
+                group(s99 as i64),
                 group(p50 as i64),
                 group(p99 as i64),
                 group(rate.round() as i64),
             ]
         })
         .collect();
-    print_table(&header, &body);
-    let get = |m: Mech| rows.iter().find(|r| r.mech == m && r.error.is_none()).map(|r| postwake::p50_p99(&r.rtt).0 as f64);
+    print_table(&header, &body, 2);
+    let get = |m: Mech, one: bool| {
+        rows.iter()
+            .find(|r| r.mech == m && r.error.is_none())
+            .map(|r| postwake::p50_p99(if one { &r.same } else { &r.rtt }).0 as f64)
+    };
     println!();
-    println!("socknotify/epoll RTT p50: {}", ratio(get(Mech::Socknotify), get(Mech::Epoll)));
+    println!(
+        "socknotify/epoll RTT p50: {} on 1 CPU, {} on 2 CPUs",
+        ratio(get(Mech::Socknotify, true), get(Mech::Epoll, true)),
+        ratio(get(Mech::Socknotify, false), get(Mech::Epoll, false))
+    );
 }
 
 fn machine() -> String {
@@ -547,7 +581,8 @@ mod tests {
         check(Mech::Socknotify, Mode::Level, 200, 32);
         let pairs = Pairs::new(PairKind::Unix, 300).unwrap();
         churn::run(Mech::Socknotify, &pairs).unwrap();
-        postwake::pingpong(Mech::Socknotify, 200, 10).unwrap();
+        let c = postwake::cpus();
+        postwake::pingpong(Mech::Socknotify, 200, 10, (c[0], *c.last().unwrap())).unwrap();
         postwake::throughput(Mech::Socknotify, 10_000).unwrap();
     }
 

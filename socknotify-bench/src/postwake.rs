@@ -267,17 +267,56 @@ fn make_chan(mech: Mech) -> Res<Chan> {
     })
 }
 
-/// Round-trip times (ns) of `n` ping-pongs after `warm` unmeasured ones, sorted.
-pub fn pingpong(mech: Mech, n: usize, warm: usize) -> Res<Vec<u64>> {
+/// The CPUs this process may run on.
+pub fn cpus() -> Vec<usize> {
+    // SAFETY: sched_getaffinity fills a local cpu_set_t.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return vec![0];
+        }
+        (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect()
+    }
+}
+
+/// Pins the calling thread to `cpus` (all of them: unpins).
+pub fn pin(cpus: &[usize]) {
+    // SAFETY: sched_setaffinity with a local cpu_set_t.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cpus {
+            libc::CPU_SET(c, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Round-trip times (ns) of `n` ping-pongs after `warm` unmeasured ones, sorted, with this
+/// thread on CPU `cpus.0` and the echo thread on CPU `cpus.1`.
+pub fn pingpong(mech: Mech, n: usize, warm: usize, cpus: (usize, usize)) -> Res<Vec<u64>> {
+    let all = self::cpus();
+    let r = pingpong_pinned(mech, n, warm, cpus);
+    pin(&all);
+    r
+}
+
+fn pingpong_pinned(mech: Mech, n: usize, warm: usize, cpus: (usize, usize)) -> Res<Vec<u64>> {
     let (ab_sig, mut ab_wait) = make_chan(mech)?;
     let (ba_sig, mut ba_wait) = make_chan(mech)?;
     let total = (n + warm) as u64;
-    let echo = std::thread::spawn(move || -> Res<()> {
-        for i in 0..total {
-            ab_wait.wait_one(i)?;
-            ba_sig.signal(i)?;
-        }
-        Ok(())
+    pin(&[cpus.0]);
+    // The signalling halves are handed back by the threads, not dropped there: dropping a
+    // mio Waker closes its eventfd, and epoll forgets a pending event of a closed descriptor.
+    let echo = std::thread::spawn(move || -> (Res<()>, Box<dyn Sig>) {
+        pin(&[cpus.1]);
+        let r = (|| {
+            for i in 0..total {
+                ab_wait.wait_one(i).map_err(|e| format!("echo side: {e}"))?;
+                ba_sig.signal(i)?;
+            }
+            Ok(())
+        })();
+        (r, ba_sig)
     });
     let mut rtt = Vec::with_capacity(n);
     let mut res = Ok(());
@@ -291,8 +330,8 @@ pub fn pingpong(mech: Mech, n: usize, warm: usize) -> Res<Vec<u64>> {
             rtt.push(t0.elapsed().as_nanos() as u64);
         }
     }
+    let (echo_res, _ba_sig) = echo.join().map_err(|_| "echo thread panicked".to_string())?;
     drop(ab_sig);
-    let echo_res = echo.join().map_err(|_| "echo thread panicked".to_string())?;
     res?;
     echo_res?;
     rtt.sort_unstable();
@@ -301,19 +340,36 @@ pub fn pingpong(mech: Mech, n: usize, warm: usize) -> Res<Vec<u64>> {
 
 /// Posts per second: one thread signals `n` times, this one consumes until it accounted for
 /// all of them (counting mechanisms) or saw the poster's end (coalescing ones).
+/// The two threads run on different CPUs when there are two.
 pub fn throughput(mech: Mech, n: u64) -> Res<f64> {
+    let all = cpus();
+    if all.len() >= 2 {
+        pin(&all[..1]);
+    }
+    let r = throughput_pinned(mech, n, all.get(1).copied());
+    pin(&all);
+    r
+}
+
+fn throughput_pinned(mech: Mech, n: u64, poster_cpu: Option<usize>) -> Res<f64> {
     let (sig, mut wait) = make_chan(mech)?;
     let counts = matches!(mech, Mech::Baseline | Mech::Epoll | Mech::Socknotify);
     let done = Arc::new(AtomicBool::new(false));
     let start = Arc::new(Barrier::new(2));
     let (d2, s2) = (done.clone(), start.clone());
-    let poster = std::thread::spawn(move || -> Res<()> {
-        s2.wait();
-        for i in 0..n {
-            sig.signal(i)?;
+    let poster = std::thread::spawn(move || -> (Res<()>, Box<dyn Sig>) {
+        if let Some(c) = poster_cpu {
+            pin(&[c]);
         }
-        d2.store(true, Ordering::Release);
-        sig.signal(n) // a final wake so that a coalescing consumer sees `done`
+        s2.wait();
+        let r = (|| {
+            for i in 0..n {
+                sig.signal(i)?;
+            }
+            d2.store(true, Ordering::Release);
+            sig.signal(n) // a final wake so that a coalescing consumer sees `done`
+        })();
+        (r, sig)
     });
     start.wait();
     let t0 = Instant::now();
@@ -340,7 +396,7 @@ pub fn throughput(mech: Mech, n: u64) -> Res<f64> {
         }
     }
     let dt = t0.elapsed();
-    let p = poster.join().map_err(|_| "poster thread panicked".to_string())?;
+    let (p, _sig) = poster.join().map_err(|_| "poster thread panicked".to_string())?;
     res?;
     p?;
     Ok(n as f64 / dt.as_secs_f64())
