@@ -1,0 +1,286 @@
+//! Multi-thread stress: many workers on one port, the canonical ONESHOT|LEVEL re-arm loop,
+//! posted packets mixed in, registrations removed while others are busy. Checks, with a
+//! per-key state machine kept in atomics, that each packet goes to exactly one thread,
+//! that a one-shot registration never fires twice without a re-arm, that nothing arrives
+//! after REMOVE, that every posted packet arrives exactly once and that no byte is lost.
+//! Bounded in count and in time.
+
+use socknotify::{Completion, CompletionPort, Error, Events, Registration, Trigger};
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const SOCKETS: usize = 128;
+const WORKERS: usize = 6;
+const WRITES: usize = 12_000;
+const POSTS: usize = 4_000;
+const POST_KEY: usize = 1 << 40;
+
+const ARMED: u8 = 0;
+const IN_FLIGHT: u8 = 1;
+const REMOVING: u8 = 2;
+const REMOVED: u8 = 3;
+
+struct Shared {
+    port: CompletionPort,
+    ours: Vec<UnixStream>,
+    state: Vec<AtomicU8>,
+    read: Vec<AtomicU64>,
+    posted_seen: Vec<AtomicU8>,
+    errors: Mutex<Vec<String>>,
+    stop: AtomicBool,
+    packets: AtomicUsize,
+}
+
+impl Shared {
+    fn fail(&self, msg: String) {
+        let mut e = self.errors.lock().unwrap();
+        if e.len() < 20 {
+            e.push(msg);
+        }
+    }
+}
+
+fn worker(sh: Arc<Shared>, id: usize) {
+    let mut out = [Completion::default(); 16];
+    let mut rearm: Vec<usize> = Vec::new();
+    let mut remove: Vec<usize> = Vec::new();
+    let mut buf = [0u8; 256];
+    loop {
+        let mut regs: Vec<Registration<'_>> = Vec::new();
+        for &k in &rearm {
+            sh.state[k].store(ARMED, Ordering::SeqCst);
+            regs.push(Registration::enable(&sh.ours[k], k, Events::IN, Trigger::LEVEL_ONESHOT));
+        }
+        for &k in &remove {
+            sh.state[k].store(REMOVING, Ordering::SeqCst);
+            regs.push(Registration::remove(&sh.ours[k]));
+        }
+        let timeout = if sh.stop.load(Ordering::SeqCst) { Duration::ZERO } else { Duration::from_millis(20) };
+        let n = match sh.port.process(&mut regs, &mut out, Some(timeout)) {
+            Ok(n) => n,
+            Err(Error::Abandoned) | Err(Error::InvalidHandle) => return,
+            Err(e) => {
+                sh.fail(format!("worker {id}: call failed: {e}"));
+                return;
+            }
+        };
+        for r in &regs {
+            if let Err(e) = r.result() {
+                sh.fail(format!("worker {id}: registration of key {} failed: {e}", r.key()));
+            }
+        }
+        rearm.clear();
+        remove.clear();
+        if n == 0 && sh.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        for c in &out[..n] {
+            sh.packets.fetch_add(1, Ordering::Relaxed);
+            let k = c.key();
+            if k >= POST_KEY {
+                let p = k - POST_KEY;
+                if c.bytes() != p as u32 || c.overlapped() != p * 3 {
+                    sh.fail(format!("posted packet {p} came back changed: {c:?}"));
+                }
+                if sh.posted_seen[p].fetch_add(1, Ordering::SeqCst) != 0 {
+                    sh.fail(format!("posted packet {p} delivered twice"));
+                }
+                continue;
+            }
+            let ev = c.events();
+            if ev.contains(Events::REMOVE) {
+                if sh.state[k].compare_exchange(REMOVING, REMOVED, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+                    sh.fail(format!("REMOVE for key {k} in state {}", sh.state[k].load(Ordering::SeqCst)));
+                }
+                continue;
+            }
+            match sh.state[k].compare_exchange(ARMED, IN_FLIGHT, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => {}
+                Err(REMOVED) => sh.fail(format!("packet {ev:?} for key {k} after its REMOVE")),
+                Err(s) => sh.fail(format!("packet {ev:?} for key {k} in state {s}: delivered twice or while disabled")),
+            }
+            let mut total = 0u64;
+            loop {
+                match (&sh.ours[k]).read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(m) => total += m as u64,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        sh.fail(format!("read key {k}: {e}"));
+                        break;
+                    }
+                }
+            }
+            if total == 0 && !ev.contains(Events::ERR) {
+                sh.fail(format!("IN for key {k} with nothing to read"));
+            }
+            sh.read[k].fetch_add(total, Ordering::SeqCst);
+            // Every 8th socket is removed once it has delivered something; the rest re-arm.
+            if k % 8 == 0 {
+                remove.push(k);
+            } else {
+                rearm.push(k);
+            }
+        }
+    }
+}
+
+#[test]
+fn many_threads_each_packet_once_and_nothing_after_remove() {
+    let started = Instant::now();
+    let port = CompletionPort::new().unwrap();
+    let (ours, peers): (Vec<UnixStream>, Vec<UnixStream>) = (0..SOCKETS)
+        .map(|_| {
+            let (a, b) = UnixStream::pair().unwrap();
+            a.set_nonblocking(true).unwrap();
+            (a, b)
+        })
+        .unzip();
+    let sh = Arc::new(Shared {
+        port: port.clone(),
+        ours,
+        state: (0..SOCKETS).map(|_| AtomicU8::new(ARMED)).collect(),
+        read: (0..SOCKETS).map(|_| AtomicU64::new(0)).collect(),
+        posted_seen: (0..POSTS).map(|_| AtomicU8::new(0)).collect(),
+        errors: Mutex::new(Vec::new()),
+        stop: AtomicBool::new(false),
+        packets: AtomicUsize::new(0),
+    });
+    let mut regs: Vec<Registration<'_>> =
+        (0..SOCKETS).map(|k| Registration::enable(&sh.ours[k], k, Events::IN, Trigger::LEVEL_ONESHOT)).collect();
+    port.process(&mut regs, &mut [], Some(Duration::ZERO)).unwrap();
+    assert!(regs.iter().all(|r| r.result().is_ok()));
+    drop(regs);
+
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|id| {
+            let sh = sh.clone();
+            thread::spawn(move || worker(sh, id))
+        })
+        .collect();
+
+    // Drive: writes to pseudo-random peers, posts in between.
+    let mut written = vec![0u64; SOCKETS];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut posts = 0;
+    for w in 0..WRITES {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let k = (x % SOCKETS as u64) as usize;
+        // A removed socket's peer write is harmless; count only what can be read.
+        if (&peers[k]).write_all(b"y").is_ok() {
+            written[k] += 1;
+        }
+        if w % 3 == 0 && posts < POSTS {
+            port.post(Completion::new(POST_KEY + posts, posts as u32, posts * 3)).unwrap();
+            posts += 1;
+        }
+    }
+    while posts < POSTS {
+        port.post(Completion::new(POST_KEY + posts, posts as u32, posts * 3)).unwrap();
+        posts += 1;
+    }
+
+    // Wait (bounded) until every byte of every socket that is still registered was read.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let settled = |sh: &Shared| {
+        (0..SOCKETS).all(|k| sh.state[k].load(Ordering::SeqCst) == REMOVED || sh.read[k].load(Ordering::SeqCst) == written[k])
+            && sh.posted_seen.iter().all(|p| p.load(Ordering::SeqCst) == 1)
+    };
+    while !settled(&sh) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    sh.stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        w.join().unwrap();
+    }
+    let errors = sh.errors.lock().unwrap().clone();
+    assert!(errors.is_empty(), "invariant violations: {errors:#?}");
+    for k in 0..SOCKETS {
+        let s = sh.state[k].load(Ordering::SeqCst);
+        if s != REMOVED && s != REMOVING {
+            assert_eq!(sh.read[k].load(Ordering::SeqCst), written[k], "bytes lost on key {k}");
+        }
+    }
+    for (p, seen) in sh.posted_seen.iter().enumerate() {
+        assert_eq!(seen.load(Ordering::SeqCst), 1, "posted packet {p}");
+    }
+    // Every socket with k % 8 == 0 that got data was removed, and its REMOVE came out.
+    for k in (0..SOCKETS).step_by(8) {
+        if written[k] > 0 {
+            assert_eq!(sh.state[k].load(Ordering::SeqCst), REMOVED, "key {k} never delivered its REMOVE");
+        }
+    }
+    assert!(sh.packets.load(Ordering::Relaxed) >= POSTS);
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn closing_the_port_releases_every_blocked_thread_once() {
+    for _round in 0..20 {
+        let port = CompletionPort::new().unwrap();
+        let (a, _b) = UnixStream::pair().unwrap();
+        port.process(&mut [Registration::enable(&a, 1, Events::IN, Trigger::LEVEL_ONESHOT)], &mut [], Some(Duration::ZERO))
+            .unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let port = port.clone();
+                thread::spawn(move || port.dequeue(&mut [Completion::default()], Some(Duration::from_secs(10))))
+            })
+            .collect();
+        thread::sleep(Duration::from_millis(20));
+        let t = Instant::now();
+        port.close();
+        for th in threads {
+            assert!(matches!(th.join().unwrap(), Err(Error::Abandoned)));
+        }
+        assert!(t.elapsed() < Duration::from_secs(5));
+        assert!(matches!(port.dequeue(&mut [Completion::default()], Some(Duration::ZERO)), Err(Error::InvalidHandle)));
+    }
+}
+
+#[test]
+fn posts_from_many_threads_reach_many_waiters_exactly_once() {
+    let port = CompletionPort::with_concurrency(64).unwrap();
+    const PER: usize = 5_000;
+    const POSTERS: usize = 4;
+    let seen: Arc<Vec<AtomicU8>> = Arc::new((0..PER * POSTERS).map(|_| AtomicU8::new(0)).collect());
+    let got = Arc::new(AtomicUsize::new(0));
+    let waiters: Vec<_> = (0..4)
+        .map(|_| {
+            let (port, seen, got) = (port.clone(), seen.clone(), got.clone());
+            thread::spawn(move || {
+                let mut out = [Completion::default(); 7];
+                while got.load(Ordering::SeqCst) < PER * POSTERS {
+                    let n = port.dequeue(&mut out, Some(Duration::from_millis(20))).unwrap();
+                    for c in &out[..n] {
+                        assert_eq!(seen[c.key()].fetch_add(1, Ordering::SeqCst), 0, "packet {} twice", c.key());
+                    }
+                    got.fetch_add(n, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    let posters: Vec<_> = (0..POSTERS)
+        .map(|p| {
+            let port = port.clone();
+            thread::spawn(move || {
+                for i in 0..PER {
+                    port.post(Completion::new(p * PER + i, 0, 0)).unwrap();
+                }
+            })
+        })
+        .collect();
+    for p in posters {
+        p.join().unwrap();
+    }
+    for w in waiters {
+        w.join().unwrap();
+    }
+    assert!(seen.iter().all(|s| s.load(Ordering::SeqCst) == 1));
+}
