@@ -206,7 +206,7 @@ impl Drop for Association {
 }
 
 thread_local! {
-    static ASSOCIATION: std::cell::RefCell<Association> = const { std::cell::RefCell::new(Association(None)) };
+    static ASSOCIATION: std::cell::RefCell<Association> = std::cell::RefCell::new(Association(None));
 }
 
 /// An I/O completion port with socket state notifications. Cheap to clone; all clones are
