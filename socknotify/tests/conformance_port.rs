@@ -66,7 +66,13 @@ fn t46_disable_first_then_enable_from_another_thread_wakes_the_waiter() {
     assert_eq!(regs[0].registrationResult, 0, "DISABLE on a never-registered socket");
     let rx = spawn_psn(&port, INFINITE);
     thread::sleep(MS(100));
-    let mut regs = [raw_reg(sock(&a), K, SOCK_NOTIFY_REGISTER_EVENT_IN, SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_TRIGGER_LEVEL | SOCK_NOTIFY_TRIGGER_ONESHOT)];
+    let mut regs = [raw_reg(
+        sock(&a),
+        K,
+        SOCK_NOTIFY_REGISTER_EVENT_IN,
+        SOCK_NOTIFY_OP_ENABLE,
+        SOCK_NOTIFY_TRIGGER_LEVEL | SOCK_NOTIFY_TRIGGER_ONESHOT,
+    )];
     assert_eq!(psn_apply(&port, &mut regs), ERROR_SUCCESS);
     assert_eq!(regs[0].registrationResult, 0);
     write_all(&b, b"x");
@@ -106,7 +112,10 @@ fn t52_notifications_and_posted_packets_share_one_fifo() {
     assert_eq!((rc, n), (ERROR_SUCCESS, 2));
     assert_eq!(out[0].lpCompletionKey, K);
     assert_ne!(out[0].dwNumberOfBytesTransferred & SOCK_NOTIFY_EVENT_IN, 0);
-    assert_eq!(out[1], OVERLAPPED_ENTRY { lpCompletionKey: 7, lpOverlapped: 0, Internal: 0, dwNumberOfBytesTransferred: 0xABC });
+    assert_eq!(
+        out[1],
+        OVERLAPPED_ENTRY { lpCompletionKey: 7, lpOverlapped: 0, Internal: 0, dwNumberOfBytesTransferred: 0xABC }
+    );
 }
 
 #[test]
@@ -165,7 +174,12 @@ fn d20_notification_packet_fields() {
     assert_eq!((rc, n), (ERROR_SUCCESS, 1));
     assert_eq!(
         out[0],
-        OVERLAPPED_ENTRY { lpCompletionKey: usize::MAX - 5, lpOverlapped: 0, Internal: 0, dwNumberOfBytesTransferred: SOCK_NOTIFY_EVENT_IN }
+        OVERLAPPED_ENTRY {
+            lpCompletionKey: usize::MAX - 5,
+            lpOverlapped: 0,
+            Internal: 0,
+            dwNumberOfBytesTransferred: SOCK_NOTIFY_EVENT_IN
+        }
     );
     assert_eq!(&out[1..], &sentinel_entries::<2>()[..], "entries beyond the count were written");
 }
@@ -269,7 +283,11 @@ fn t60_blocked_threads_are_released_lifo() {
     port.post(Completion::new(4, 0, 0)).unwrap();
     let r2 = recv_or_fail(&t2, &port, PATIENCE, "T2").expect("T2 dequeue");
     let r1 = recv_or_fail(&t1, &port, PATIENCE, "T1").expect("T1 dequeue");
-    assert_eq!(r2.iter().map(|c| c.key()).collect::<Vec<_>>(), vec![3], "the most recent waiter must get the first packet");
+    assert_eq!(
+        r2.iter().map(|c| c.key()).collect::<Vec<_>>(),
+        vec![3],
+        "the most recent waiter must get the first packet"
+    );
     assert_eq!(r1.iter().map(|c| c.key()).collect::<Vec<_>>(), vec![4]);
 }
 
@@ -284,10 +302,8 @@ fn d22_three_blocked_threads_are_released_most_recent_first() {
     for k in 1..=3 {
         port.post(Completion::new(k, 0, 0)).unwrap();
     }
-    let keys: Vec<usize> = rxs
-        .iter()
-        .map(|rx| recv_or_fail(rx, &port, PATIENCE, "waiter").expect("dequeue")[0].key())
-        .collect();
+    let keys: Vec<usize> =
+        rxs.iter().map(|rx| recv_or_fail(rx, &port, PATIENCE, "waiter").expect("dequeue")[0].key()).collect();
     assert_eq!(keys, vec![3, 2, 1], "waiters (oldest first) got these keys");
 }
 
@@ -359,11 +375,13 @@ fn d23_an_exited_thread_no_longer_counts_as_running() {
 #[test]
 fn d23_running_thread_limit_two_releases_two() {
     let port = CompletionPort::with_concurrency(2).unwrap();
-    let (a, b) = (spawn_dequeue(&port, 1, Some(Duration::from_secs(5))), spawn_dequeue(&port, 1, Some(Duration::from_secs(5))));
+    let (a, b) =
+        (spawn_dequeue(&port, 1, Some(Duration::from_secs(5))), spawn_dequeue(&port, 1, Some(Duration::from_secs(5))));
     thread::sleep(MS(150));
     port.post(Completion::new(1, 0, 0)).unwrap();
     port.post(Completion::new(2, 0, 0)).unwrap();
-    let mut keys: Vec<usize> = [a, b].iter().map(|rx| recv_or_fail(rx, &port, PATIENCE, "waiter").unwrap()[0].key()).collect();
+    let mut keys: Vec<usize> =
+        [a, b].iter().map(|rx| recv_or_fail(rx, &port, PATIENCE, "waiter").unwrap()[0].key()).collect();
     keys.sort();
     assert_eq!(keys, vec![1, 2]);
 }
@@ -419,4 +437,72 @@ fn posted_packets_wake_a_waiter_from_another_thread() {
     let r = recv_or_fail(&rx, &port, PATIENCE, "waiter").unwrap();
     assert!(t.elapsed() < Duration::from_secs(1));
     assert_eq!(r, vec![Completion::new(9, 8, 7)]);
+}
+
+#[test]
+fn d23_dequeue_on_another_port_ends_running_on_the_first() {
+    let pa = CompletionPort::with_concurrency(1).unwrap();
+    let pb = port();
+    pa.post(Completion::new(1, 0, 0)).unwrap();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (got_tx, got_rx) = mpsc::channel();
+    let (pa1, pb1) = (pa.clone(), pb.clone());
+    let t1 = thread::spawn(move || {
+        let mut out = [Completion::default()];
+        got_tx.send(pa1.dequeue(&mut out, Some(PATIENCE)).map(|n| (n, out[0].key())).map_err(|e| e.code())).unwrap();
+        if go_rx.recv_timeout(Duration::from_secs(10)).is_ok() {
+            // Dequeue elsewhere: the thread leaves port A.
+            let _ = pb1.dequeue(&mut out, Some(Duration::ZERO));
+        }
+        let _ = go_rx.recv_timeout(Duration::from_secs(10)); // stay alive until told
+    });
+    assert_eq!(got_rx.recv_timeout(PATIENCE).unwrap(), Ok((1, 1)));
+    let t2 = spawn_dequeue(&pa, 1, Some(Duration::from_secs(5)));
+    thread::sleep(MS(100));
+    pa.post(Completion::new(2, 0, 0)).unwrap();
+    if let Ok(r) = t2.recv_timeout(MS(200)) {
+        pa.close();
+        panic!("T2 released while T1 runs on a concurrency-1 port: {r:?}");
+    }
+    go_tx.send(()).unwrap();
+    let r = recv_or_fail(&t2, &pa, PATIENCE, "T2 after T1 dequeued on another port");
+    assert_eq!(r.expect("dequeue")[0].key(), 2);
+    go_tx.send(()).unwrap();
+    t1.join().unwrap();
+}
+
+#[test]
+fn d22_packets_of_registrations_enabled_in_one_call_follow_array_order() {
+    let port = port();
+    let pairs: Vec<_> = (0..6).map(|_| tcp_pair()).collect();
+    for (_, b) in &pairs {
+        write_all(b, b"x");
+    }
+    thread::sleep(MS(20));
+    // Array order is the reverse of creation order, to rule out "descriptor order".
+    let mut regs: Vec<OVERLAPPED_ENTRY> = Vec::new();
+    let mut raw: Vec<SOCK_NOTIFY_REGISTRATION> = pairs
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, (a, _))| {
+            raw_reg(
+                sock(a),
+                100 + i,
+                SOCK_NOTIFY_REGISTER_EVENT_IN,
+                SOCK_NOTIFY_OP_ENABLE,
+                SOCK_NOTIFY_TRIGGER_LEVEL | SOCK_NOTIFY_TRIGGER_ONESHOT,
+            )
+        })
+        .collect();
+    let expected: Vec<usize> = raw.iter().map(|r| r.completionKey).collect();
+    assert_eq!(psn_apply(&port, &mut raw), ERROR_SUCCESS);
+    assert!(raw.iter().all(|r| r.registrationResult == 0));
+    port.post(Completion::new(7, 0, 0)).unwrap();
+    let got = collect(&port, MS(50), 16);
+    regs.extend(got.iter().map(|&c| OVERLAPPED_ENTRY::from(c)));
+    let keys: Vec<usize> = regs.iter().map(|e| e.lpCompletionKey).collect();
+    let mut want = expected.clone();
+    want.push(7);
+    assert_eq!(keys, want, "notifications queued by ENABLE must come out in array order, before a later post");
 }

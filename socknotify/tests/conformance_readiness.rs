@@ -28,7 +28,8 @@ fn t11_level_without_persistence_bit_behaves_as_persistent() {
     let (a, b) = tcp_pair();
     write_all(&b, b"12345");
     std::thread::sleep(MS(5));
-    let mut regs = [raw_reg(sock(&a), K, SOCK_NOTIFY_REGISTER_EVENT_IN, SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_TRIGGER_LEVEL)];
+    let mut regs =
+        [raw_reg(sock(&a), K, SOCK_NOTIFY_REGISTER_EVENT_IN, SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_TRIGGER_LEVEL)];
     assert_eq!(psn_apply(&port, &mut regs), ERROR_SUCCESS);
     assert_eq!(regs[0].registrationResult, 0, "LEVEL alone must be accepted (D7)");
     assert!(ev(&expect_key(&port, K)).contains(Events::IN));
@@ -40,7 +41,13 @@ fn t11_level_without_persistence_bit_behaves_as_persistent() {
 fn t20_nothing_to_report_times_out_with_count_zero() {
     let port = port();
     let (a, _b) = tcp_pair();
-    let mut regs = [raw_reg(sock(&a), K, SOCK_NOTIFY_REGISTER_EVENT_IN, SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_TRIGGER_LEVEL | SOCK_NOTIFY_TRIGGER_ONESHOT)];
+    let mut regs = [raw_reg(
+        sock(&a),
+        K,
+        SOCK_NOTIFY_REGISTER_EVENT_IN,
+        SOCK_NOTIFY_OP_ENABLE,
+        SOCK_NOTIFY_TRIGGER_LEVEL | SOCK_NOTIFY_TRIGGER_ONESHOT,
+    )];
     let mut out = sentinel_entries::<4>();
     let mut n = SENTINEL;
     let rc = ProcessSocketNotifications(&port, Some(&mut regs), 0, Some(&mut out), Some(&mut n));
@@ -53,7 +60,13 @@ fn t20_nothing_to_report_times_out_with_count_zero() {
 fn t21_peer_write_delivers_in_with_the_registration_key() {
     let port = port();
     let (a, b) = tcp_pair();
-    let mut regs = [raw_reg(sock(&a), K, SOCK_NOTIFY_REGISTER_EVENT_IN, SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_TRIGGER_LEVEL | SOCK_NOTIFY_TRIGGER_ONESHOT)];
+    let mut regs = [raw_reg(
+        sock(&a),
+        K,
+        SOCK_NOTIFY_REGISTER_EVENT_IN,
+        SOCK_NOTIFY_OP_ENABLE,
+        SOCK_NOTIFY_TRIGGER_LEVEL | SOCK_NOTIFY_TRIGGER_ONESHOT,
+    )];
     assert_eq!(psn_apply(&port, &mut regs), ERROR_SUCCESS);
     assert_eq!(regs[0].registrationResult, 0);
     write_all(&b, b"x");
@@ -100,7 +113,13 @@ fn t24_reenable_of_fired_oneshot_delivers_in_the_same_call() {
     write_all(&b, b"2");
     expect_no_key(&port, K, MS(100));
     // Data unread: re-ENABLE with the same key and dequeue in one call.
-    let mut regs = [raw_reg(sock(&a), K, SOCK_NOTIFY_REGISTER_EVENT_IN, SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_TRIGGER_LEVEL | SOCK_NOTIFY_TRIGGER_ONESHOT)];
+    let mut regs = [raw_reg(
+        sock(&a),
+        K,
+        SOCK_NOTIFY_REGISTER_EVENT_IN,
+        SOCK_NOTIFY_OP_ENABLE,
+        SOCK_NOTIFY_TRIGGER_LEVEL | SOCK_NOTIFY_TRIGGER_ONESHOT,
+    )];
     let mut out = sentinel_entries::<4>();
     let mut n = SENTINEL;
     let rc = ProcessSocketNotifications(&port, Some(&mut regs), 0, Some(&mut out), Some(&mut n));
@@ -449,13 +468,9 @@ fn d19_bound_but_unconnected_tcp_reports_nothing() {
     expect_no_key(&port, K + 1, MS(100));
 }
 
-#[test]
-fn d19_failed_connect_err_is_latched_after_so_error_was_read() {
-    let port = port();
-    let (_guard, addr) = refused_addr();
-    let s = fresh_tcp();
-    let _ = start_connect(&s, addr);
-    // Wait until the connect has surely failed, and consume the error as an application does.
+/// Waits until the failed connect of `s` shows in SO_ERROR, and consumes it as an application
+/// does (Linux clears the pending error when it is read).
+fn consume_connect_error(s: &socket2::Socket) {
     let deadline = Instant::now() + PATIENCE;
     loop {
         match s.take_error().unwrap() {
@@ -470,12 +485,41 @@ fn d19_failed_connect_err_is_latched_after_so_error_was_read() {
         }
     }
     assert!(s.take_error().unwrap().is_none(), "SO_ERROR was not cleared");
+}
+
+#[test]
+fn d19_failed_connect_err_is_latched_after_so_error_was_read() {
+    let port = port();
+    let (_guard, addr) = refused_addr();
+    let s = fresh_tcp();
+    assert_eq!(enable(&port, &s, K, Events::IN | Events::OUT | Events::HANGUP, Trigger::LEVEL_ONESHOT), Ok(()));
+    let _ = start_connect(&s, addr);
+    let e = ev(&expect_key(&port, K));
+    assert!(e.contains(Events::ERR) && !e.contains(Events::OUT), "{e:?}");
+    consume_connect_error(&s);
     for round in 0..2 {
         assert_eq!(enable(&port, &s, K, Events::IN | Events::OUT | Events::HANGUP, Trigger::LEVEL_ONESHOT), Ok(()));
         let e = ev(&expect_key(&port, K));
         assert!(e.contains(Events::ERR), "round {round}: ERR not latched after a failed connect: {e:?}");
         assert!(!e.contains(Events::OUT), "round {round}: failed connect reported OUT: {e:?}");
     }
+}
+
+/// The connect fails and the application reads SO_ERROR *before* registering. On Windows the
+/// failure is sticky endpoint state (AFD CONNECT_FAIL), so a later registration still sees ERR
+/// and no OUT (D19: "a failed connect reports ERR and not OUT").
+#[test]
+fn d19_failed_connect_consumed_before_registration_reports_err_not_out() {
+    let port = port();
+    let (_guard, addr) = refused_addr();
+    let s = fresh_tcp();
+    let _ = start_connect(&s, addr);
+    consume_connect_error(&s);
+    assert_eq!(enable(&port, &s, K, Events::IN | Events::OUT | Events::HANGUP, Trigger::LEVEL_ONESHOT), Ok(()));
+    let (c, _) = wait_key(&port, K, MS(500));
+    let e = c.map(|c| ev(&c)).unwrap_or(Events::NONE);
+    assert!(!e.contains(Events::OUT), "failed connect reported OUT: {e:?}");
+    assert!(e.contains(Events::ERR), "failed connect (error already read) does not report ERR: {e:?}");
 }
 
 #[test]
@@ -621,4 +665,18 @@ fn d19_edge_out_rises_again_after_send_buffer_drains() {
     expect_no_key(&port, K, MS(50));
     read_n(&b, sent);
     assert!(ev(&expect_key(&port, K)).contains(Events::OUT), "OUT did not rise after the send buffer emptied");
+}
+
+#[test]
+fn d19_unix_listener_reports_in_only() {
+    let dir = std::env::temp_dir().join(format!("socknotify-conf-{}-{}", std::process::id(), K));
+    let _ = std::fs::remove_file(&dir);
+    let l = std::os::unix::net::UnixListener::bind(&dir).unwrap();
+    let port = port();
+    assert_eq!(enable(&port, &l, K, Events::FILTER_ALL, Trigger::LEVEL_PERSISTENT), Ok(()));
+    expect_no_key(&port, K, MS(100)); // no pending connection: nothing (not OUT)
+    let _c = UnixStream::connect(&dir).unwrap();
+    let c = expect_key(&port, K);
+    let _ = std::fs::remove_file(&dir);
+    assert_eq!(ev(&c), Events::IN, "unix listener with a pending connection");
 }

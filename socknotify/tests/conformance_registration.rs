@@ -109,7 +109,13 @@ fn t48_reenable_keeps_the_original_key() {
     let port = port();
     let (a, b) = tcp_pair();
     assert_eq!(enable(&port, &a, K, Events::IN, Trigger::LEVEL_ONESHOT), Ok(()));
-    let mut regs = [raw_reg(sock(&a), K2, SOCK_NOTIFY_REGISTER_EVENT_IN, SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_TRIGGER_LEVEL | SOCK_NOTIFY_TRIGGER_ONESHOT)];
+    let mut regs = [raw_reg(
+        sock(&a),
+        K2,
+        SOCK_NOTIFY_REGISTER_EVENT_IN,
+        SOCK_NOTIFY_OP_ENABLE,
+        SOCK_NOTIFY_TRIGGER_LEVEL | SOCK_NOTIFY_TRIGGER_ONESHOT,
+    )];
     assert_eq!(psn_apply(&port, &mut regs), ERROR_SUCCESS);
     assert_eq!(regs[0].registrationResult, 0);
     write_all(&b, b"x");
@@ -138,7 +144,13 @@ fn t50_a_socket_cannot_be_registered_with_two_ports() {
     let pb = port();
     let (a, b) = tcp_pair();
     assert_eq!(enable(&pa, &a, K, Events::IN, Trigger::LEVEL_ONESHOT), Ok(()));
-    let mut regs = [raw_reg(sock(&a), K2, SOCK_NOTIFY_REGISTER_EVENT_IN, SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_TRIGGER_LEVEL | SOCK_NOTIFY_TRIGGER_ONESHOT)];
+    let mut regs = [raw_reg(
+        sock(&a),
+        K2,
+        SOCK_NOTIFY_REGISTER_EVENT_IN,
+        SOCK_NOTIFY_OP_ENABLE,
+        SOCK_NOTIFY_TRIGGER_LEVEL | SOCK_NOTIFY_TRIGGER_ONESHOT,
+    )];
     assert_eq!(psn_apply(&pb, &mut regs), ERROR_SUCCESS);
     assert_eq!(regs[0].registrationResult, WSAEINVAL, "D13: ENABLE on a second port");
     assert_eq!(enable_code(&pb, &a, K2, Events::IN, Trigger::LEVEL_ONESHOT), WSAEINVAL);
@@ -204,7 +216,11 @@ fn d6_closing_a_port_drops_its_registrations_silently() {
     assert_eq!(enable(&pa, &a, K, Events::IN, Trigger::LEVEL_PERSISTENT), Ok(()));
     pa.close();
     assert_eq!(remove(&pb, &a), Err(RegistrationError::NotFound), "registration survived its port's close");
-    assert_eq!(enable(&pb, &a, K2, Events::IN, Trigger::LEVEL_PERSISTENT), Ok(()), "socket of a closed port could not join another port");
+    assert_eq!(
+        enable(&pb, &a, K2, Events::IN, Trigger::LEVEL_PERSISTENT),
+        Ok(()),
+        "socket of a closed port could not join another port"
+    );
     write_all(&b, b"x");
     let got = collect(&pb, MS(100), 4);
     assert!(!got.is_empty(), "nothing delivered on the new port");
@@ -241,7 +257,7 @@ fn d11_disable_creates_a_disabled_registration_with_its_key() {
     let (a, _b) = readable_pair();
     assert_eq!(disable(&port, &a, K), Ok(()));
     expect_no_key(&port, K, MS(150)); // disabled: nothing although readable
-    // It exists: a second port cannot take the socket, and ENABLE (any key) turns it on with K.
+                                      // It exists: a second port cannot take the socket, and ENABLE (any key) turns it on with K.
     assert_eq!(enable_code(&self::port(), &a, K2, Events::IN, Trigger::LEVEL_ONESHOT), WSAEINVAL, "D13");
     assert_eq!(enable(&port, &a, K2, Events::IN, Trigger::LEVEL_ONESHOT), Ok(()));
     let got = collect(&port, MS(100), 8);
@@ -268,7 +284,13 @@ fn d13_other_port_operations_fail_and_leave_the_first_registration_untouched() {
     let (a, b) = tcp_pair();
     assert_eq!(enable(&pa, &a, K, Events::IN, Trigger::LEVEL_PERSISTENT), Ok(()));
     let mut regs = [
-        raw_reg(sock(&a), K2, SOCK_NOTIFY_REGISTER_EVENT_OUT, SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_TRIGGER_LEVEL | SOCK_NOTIFY_TRIGGER_PERSISTENT),
+        raw_reg(
+            sock(&a),
+            K2,
+            SOCK_NOTIFY_REGISTER_EVENT_OUT,
+            SOCK_NOTIFY_OP_ENABLE,
+            SOCK_NOTIFY_TRIGGER_LEVEL | SOCK_NOTIFY_TRIGGER_PERSISTENT,
+        ),
         raw_reg(sock(&a), K2, 0, SOCK_NOTIFY_OP_DISABLE, 0),
         raw_reg(sock(&a), K2, 0, SOCK_NOTIFY_OP_REMOVE, 0),
     ];
@@ -294,7 +316,13 @@ fn d14_operations_while_remove_is_pending_fail_and_remove_is_delivered_once() {
     assert_eq!(enable(&port, &a, K, Events::IN, Trigger::LEVEL_PERSISTENT), Ok(()));
     assert_eq!(remove(&port, &a), Ok(()));
     let mut regs = [
-        raw_reg(sock(&a), K2, SOCK_NOTIFY_REGISTER_EVENT_IN, SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_TRIGGER_LEVEL | SOCK_NOTIFY_TRIGGER_ONESHOT),
+        raw_reg(
+            sock(&a),
+            K2,
+            SOCK_NOTIFY_REGISTER_EVENT_IN,
+            SOCK_NOTIFY_OP_ENABLE,
+            SOCK_NOTIFY_TRIGGER_LEVEL | SOCK_NOTIFY_TRIGGER_ONESHOT,
+        ),
         raw_reg(sock(&a), K2, 0, SOCK_NOTIFY_OP_DISABLE, 0),
         raw_reg(sock(&a), K2, 0, SOCK_NOTIFY_OP_REMOVE, 0),
     ];
@@ -305,7 +333,10 @@ fn d14_operations_while_remove_is_pending_fail_and_remove_is_delivered_once() {
     assert_eq!(remove(&port, &a), Err(RegistrationError::RemovePending));
     // Another port cannot take it either while the REMOVE is pending.
     let pb = self::port();
-    assert!(enable(&pb, &a, K2, Events::IN, Trigger::LEVEL_ONESHOT).is_err(), "socket joined another port while its REMOVE was pending");
+    assert!(
+        enable(&pb, &a, K2, Events::IN, Trigger::LEVEL_ONESHOT).is_err(),
+        "socket joined another port while its REMOVE was pending"
+    );
     write_all(&b, b"x");
     let got = collect(&port, MS(150), 16);
     assert_eq!(got.len(), 1, "expected exactly one packet (the REMOVE): {got:?}");
@@ -329,7 +360,11 @@ fn d15_reenable_keeps_key_and_replaces_filter_and_trigger() {
         let got = dequeue(&port, 4, PATIENCE);
         assert_eq!(got.len(), 1, "round {round}: {got:?}");
         assert_eq!(got[0].key(), K, "round {round}: key changed by re-ENABLE");
-        assert_eq!(ev(&got[0]), Events::OUT, "round {round}: filter/trigger not replaced (IN still watched or one-shot kept)");
+        assert_eq!(
+            ev(&got[0]),
+            Events::OUT,
+            "round {round}: filter/trigger not replaced (IN still watched or one-shot kept)"
+        );
     }
     // And back to EDGE IN: no packet for the data already there (new trigger, new baseline).
     assert_eq!(enable(&port, &a, K2, Events::IN, Trigger::EDGE_PERSISTENT), Ok(()));
@@ -391,7 +426,11 @@ fn d21_new_socket_on_a_reused_descriptor_never_gets_the_old_key_same_port() {
     write_all(&new_peer, b"new");
     expect_no_key(&port, K, MS(150));
     // The old registration is gone: REMOVE finds nothing and produces no packet.
-    assert_eq!(remove(&port, &new), Err(RegistrationError::NotFound), "the old registration was applied to the new socket");
+    assert_eq!(
+        remove(&port, &new),
+        Err(RegistrationError::NotFound),
+        "the old registration was applied to the new socket"
+    );
     expect_no_key(&port, K, MS(50));
     // Registering the new socket creates a new registration with the new key.
     assert_eq!(enable(&port, &new, K2, Events::IN, Trigger::LEVEL_ONESHOT), Ok(()));
@@ -409,7 +448,7 @@ fn d21_new_socket_on_a_reused_descriptor_can_join_another_port() {
     assert_eq!(enable(&pa, &old, K, Events::IN, Trigger::LEVEL_PERSISTENT), Ok(()));
     let fd = old.as_raw_fd();
     drop(old); // plain close
-    // Create sockets until one gets the same number (descriptors are allocated lowest-first).
+               // Create sockets until one gets the same number (descriptors are allocated lowest-first).
     let mut spare = Vec::new();
     let mut found = None;
     for _ in 0..64 {
@@ -425,7 +464,9 @@ fn d21_new_socket_on_a_reused_descriptor_can_join_another_port() {
     }
     drop(spare);
     let Some(new) = found else {
-        eprintln!("d21 (allocation variant): descriptor {fd} was taken by a parallel test; the dup2 variant covers the case");
+        eprintln!(
+            "d21 (allocation variant): descriptor {fd} was taken by a parallel test; the dup2 variant covers the case"
+        );
         return;
     };
     new.set_nonblocking(false).unwrap();
@@ -490,4 +531,119 @@ fn d13_safe_api_reports_other_port() {
         Err(RegistrationError::OtherPort),
         "Registration::result() cannot tell OtherPort from InvalidArgument (both are WSAEINVAL)"
     );
+}
+
+#[test]
+fn d6_dropping_the_last_handle_of_a_port_releases_its_sockets() {
+    let pb = port();
+    let (a, b) = tcp_pair();
+    {
+        let pa = port();
+        let clone = pa.clone();
+        assert_eq!(enable(&pa, &a, K, Events::IN, Trigger::LEVEL_PERSISTENT), Ok(()));
+        drop(pa);
+        assert_eq!(
+            enable_code(&pb, &a, K2, Events::IN, Trigger::LEVEL_PERSISTENT),
+            WSAEINVAL,
+            "a clone still holds the port"
+        );
+        drop(clone);
+    }
+    assert_eq!(
+        enable(&pb, &a, K2, Events::IN, Trigger::LEVEL_PERSISTENT),
+        Ok(()),
+        "the socket of a dropped port could not join another port"
+    );
+    write_all(&b, b"x");
+    assert!(ev(&expect_key(&pb, K2)).contains(Events::IN));
+}
+
+#[test]
+fn d21_reused_descriptor_on_another_port_is_a_new_socket() {
+    let pa = port();
+    let pb = port();
+    let (old, _old_peer) = tcp_pair();
+    assert_eq!(enable(&pa, &old, K, Events::IN, Trigger::LEVEL_PERSISTENT), Ok(()));
+    let fd = old.into_raw_fd();
+    let (new, new_peer) = tcp_pair();
+    let new = reuse_fd_number(fd, OwnedFd::from(new));
+    write_all(&new_peer, b"x");
+    assert_eq!(
+        enable(&pb, &new, K2, Events::IN, Trigger::LEVEL_ONESHOT),
+        Ok(()),
+        "the new socket on a reused descriptor number was refused as if it were the old one"
+    );
+    let c = expect_key(&pb, K2);
+    assert!(ev(&c).contains(Events::IN));
+    let on_a = collect(&pa, MS(100), 8);
+    assert!(on_a.is_empty(), "the old port delivered something for the new socket: {on_a:?}");
+}
+
+#[test]
+fn d21_reused_descriptor_while_remove_is_pending_is_a_new_socket() {
+    let port = port();
+    let (old, _old_peer) = tcp_pair();
+    assert_eq!(enable(&port, &old, K, Events::IN, Trigger::LEVEL_PERSISTENT), Ok(()));
+    assert_eq!(remove(&port, &old), Ok(())); // REMOVE pending, packet not dequeued
+    let fd = old.into_raw_fd();
+    let (new, new_peer) = tcp_pair();
+    let new = reuse_fd_number(fd, OwnedFd::from(new));
+    write_all(&new_peer, b"x");
+    assert_eq!(
+        enable(&port, &new, K2, Events::IN, Trigger::LEVEL_ONESHOT),
+        Ok(()),
+        "the new socket was refused (WSAEALREADY) because of the old socket's pending REMOVE"
+    );
+    let got = collect(&port, MS(100), 16);
+    let old_packets = with_key(&got, K);
+    assert!(old_packets.len() <= 1, "{got:?}");
+    for c in &old_packets {
+        assert!(ev(c).contains(Events::REMOVE), "old key delivered a notification: {got:?}");
+    }
+    let new_packets = with_key(&got, K2);
+    assert_eq!(new_packets.len(), 1, "{got:?}");
+    assert!(ev(&new_packets[0]).contains(Events::IN));
+}
+
+#[test]
+fn disabled_registration_queues_nothing_not_even_err() {
+    let port = port();
+    let (a, b) = tcp_pair();
+    assert_eq!(enable(&port, &a, K, Events::IN | Events::HANGUP, Trigger::LEVEL_PERSISTENT), Ok(()));
+    assert_eq!(disable(&port, &a, K), Ok(()));
+    write_all(&b, b"x");
+    close_with_rst(b);
+    expect_no_key(&port, K, MS(150));
+    // Re-enable re-samples: the reset shows now.
+    assert_eq!(enable(&port, &a, K, Events::IN | Events::HANGUP, Trigger::LEVEL_ONESHOT), Ok(()));
+    let e = ev(&expect_key(&port, K));
+    assert!(e.contains(Events::ERR), "{e:?}");
+}
+
+#[test]
+fn failed_call_leaves_an_existing_registration_untouched() {
+    let port = port();
+    let (a, b) = tcp_pair();
+    assert_eq!(enable(&port, &a, K, Events::IN, Trigger::LEVEL_PERSISTENT), Ok(()));
+    // V1 failures carrying REMOVE, DISABLE and a changing ENABLE: none may be applied.
+    let mut regs = [
+        raw_reg(sock(&a), K2, SOCK_NOTIFY_REGISTER_EVENT_OUT, SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_TRIGGER_EDGE),
+        raw_reg(sock(&a), 0, 0, SOCK_NOTIFY_OP_DISABLE, 0),
+        raw_reg(sock(&a), 0, 0, SOCK_NOTIFY_OP_REMOVE, 0),
+    ];
+    let before = regs;
+    assert_eq!(ProcessSocketNotifications(&port, Some(&mut regs), 50, None, None), WSAEINVAL);
+    let mut n = SENTINEL;
+    assert_eq!(ProcessSocketNotifications(&port, Some(&mut regs), 0, Some(&mut []), Some(&mut n)), WSAEINVAL);
+    let mut out = sentinel_entries::<1>();
+    assert_eq!(ProcessSocketNotifications(&port, Some(&mut regs), 0, Some(&mut out), None), WSAEFAULT);
+    assert_eq!(regs, before);
+    assert_eq!(n, SENTINEL);
+    expect_empty(&port, MS(100)); // no REMOVE, no OUT
+    write_all(&b, b"x");
+    for _ in 0..2 {
+        let c = expect_key(&port, K);
+        assert_eq!(ev(&c), Events::IN, "registration changed by a failed call");
+    }
+    remove_and_wait(&port, &a, K);
 }
