@@ -2,14 +2,21 @@
 //! for socknotify that includes dequeuing the N REMOVE packets, which the API requires before
 //! a socket may be registered again.
 
-use crate::ready::{remove_all, Mech, BATCH};
+use crate::ready::{remove_all, Mech, Timed, BATCH};
 use crate::util::{ctx, Pairs, Res};
 use socknotify::{Completion, CompletionPort, Events, Registration, Trigger};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-/// Nanoseconds to register and remove every server socket of `pairs` (the baseline is 0).
-pub fn run(mech: Mech, pairs: &Pairs) -> Res<u64> {
+/// Nanoseconds (and socknotify system calls) to register and remove every server socket of
+/// `pairs` (the baseline is 0).
+pub fn run(mech: Mech, pairs: &Pairs) -> Res<Timed> {
+    let s0 = CompletionPort::syscalls();
+    let ns = run_ns(mech, pairs)?;
+    Ok(Timed { ns, sn_syscalls: CompletionPort::syscalls() - s0 })
+}
+
+fn run_ns(mech: Mech, pairs: &Pairs) -> Res<u64> {
     let srv: Vec<RawFd> = pairs.servers.iter().map(|s| s.as_raw_fd()).collect();
     match mech {
         Mech::Baseline => Ok(0),

@@ -40,7 +40,7 @@ struct Opts {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: socknotify-bench [--quick] [--markdown] [--tcp] [--reps N] \
+        "usage: socknotify-bench [--quick] [--markdown] [--tcp] [--reps N] [--batch N] \
          [--mech epoll,mio,polling,socknotify] [{}]...",
         SCENARIOS.join("|")
     );
@@ -62,6 +62,7 @@ fn parse_args() -> Opts {
             "--quick" => o.quick = true,
             "--markdown" => o.markdown = true,
             "--tcp" => o.kind = PairKind::Tcp,
+            "--batch" => ready::set_out_len(args.next().and_then(|v| v.parse().ok()).filter(|&v| v > 0).unwrap_or_else(|| usage())),
             "--unix" => o.kind = PairKind::Unix,
             "--reps" => o.reps = args.next().and_then(|v| v.parse().ok()).filter(|&v| v > 0).unwrap_or_else(|| usage()),
             "--mech" => {
@@ -122,19 +123,26 @@ struct Row {
     /// Notifications (or sockets, for churn) per timed run.
     units: u64,
     samples: Vec<Vec<u64>>,
+    /// socknotify's system calls per run.
+    sn_syscalls: Vec<u64>,
     errors: Vec<Option<String>>,
 }
 
 impl Row {
     fn new(scenario: &'static str, n: usize, k: usize, units: u64) -> Row {
-        Row { scenario, n, k, units, samples: vec![Vec::new(); Mech::ALL.len()], errors: vec![None; Mech::ALL.len()] }
+        Row { scenario, n, k, units, samples: vec![Vec::new(); Mech::ALL.len()], sn_syscalls: Vec::new(), errors: vec![None; Mech::ALL.len()] }
     }
     fn failed(&self, m: Mech) -> bool {
         self.errors[m as usize].is_some()
     }
-    fn record(&mut self, m: Mech, r: Result<u64, String>) {
+    fn record(&mut self, m: Mech, r: Result<ready::Timed, String>) {
         match r {
-            Ok(ns) => self.samples[m as usize].push(ns),
+            Ok(t) => {
+                self.samples[m as usize].push(t.ns);
+                if m == Mech::Socknotify {
+                    self.sn_syscalls.push(t.sn_syscalls);
+                }
+            }
             Err(e) => {
                 eprintln!("  error: {} {} N={} K={}: {e}", self.scenario, m.name(), self.n, self.k);
                 self.errors[m as usize] = Some(e);
@@ -147,6 +155,14 @@ impl Row {
             return None;
         }
         let mut v = self.samples[m as usize].clone();
+        Some(median(&mut v) as f64 / self.units as f64)
+    }
+    /// socknotify's median system calls per unit.
+    fn sn_syscalls_per_unit(&self) -> Option<f64> {
+        if self.sn_syscalls.is_empty() || self.failed(Mech::Socknotify) {
+            return None;
+        }
+        let mut v = self.sn_syscalls.clone();
         Some(median(&mut v) as f64 / self.units as f64)
     }
     fn overhead(&self, m: Mech) -> Option<f64> {
@@ -215,8 +231,8 @@ fn scen_burst(o: &Opts, rows: &mut Vec<Row>, max_pairs: usize) {
                 });
                 match r {
                     Ok(v) => {
-                        for (j, ns) in v.into_iter().enumerate() {
-                            rows[first + j].record(m, Ok(ns));
+                        for (j, t) in v.into_iter().enumerate() {
+                            rows[first + j].record(m, Ok(t));
                         }
                     }
                     Err(e) => {
@@ -367,6 +383,7 @@ fn print_ready(rows: &[Row], mechs: &[Mech]) {
             header.push(m.name().into());
         }
         header.push("socknotify/epoll".into());
+        header.push("sn syscalls/notif".into());
         let body: Vec<Vec<String>> = ready
             .iter()
             .map(|r| {
@@ -381,6 +398,7 @@ fn print_ready(rows: &[Row], mechs: &[Mech]) {
                     v.push(cell(r, m));
                 }
                 v.push(ratio(r.overhead(Mech::Socknotify), r.overhead(Mech::Epoll)));
+                v.push(r.sn_syscalls_per_unit().map(|s| format!("{s:.2}")).unwrap_or_else(|| "-".into()));
                 v
             })
             .collect();
@@ -397,6 +415,7 @@ fn print_ready(rows: &[Row], mechs: &[Mech]) {
             header.push(m.name().into());
         }
         header.push("socknotify/epoll".into());
+        header.push("sn syscalls/socket".into());
         let body: Vec<Vec<String>> = churn
             .iter()
             .map(|r| {
@@ -405,6 +424,7 @@ fn print_ready(rows: &[Row], mechs: &[Mech]) {
                     v.push(if r.failed(m) { "ERROR".into() } else { r.per_unit(m).map(fmt_ns).unwrap_or_else(|| "-".into()) });
                 }
                 v.push(ratio(r.per_unit(Mech::Socknotify), r.per_unit(Mech::Epoll)));
+                v.push(r.sn_syscalls_per_unit().map(|s| format!("{s:.2}")).unwrap_or_else(|| "-".into()));
                 v
             })
             .collect();
@@ -523,9 +543,10 @@ fn main() {
     println!(
         "Median of {} repetitions per cell, mechanisms alternating; rearm = oneshot + re-arm per event \
          (socknotify: LEVEL_ONESHOT re-enabled in the next process call), burst = persistent level \
-         registrations (mio is edge-triggered: it has no level mode), batch size {}.",
+         registrations (mio is edge-triggered: it has no level mode); every mechanism collects \
+         into a buffer of {} entries.",
         o.reps,
-        ready::BATCH
+        ready::out_len()
     );
     print_ready(&rows, &o.mechs);
     print_wake(&wake);

@@ -43,9 +43,20 @@ impl Mech {
     }
 }
 
-/// Size of every mechanism's output buffer (epoll_wait maxevents, mio/polling capacity,
-/// socknotify `out.len()`).
+/// Registrations per `process` call when registering or removing many sockets at once.
 pub const BATCH: usize = 1024;
+
+static OUT_LEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1024);
+
+/// Size of every mechanism's output buffer while collecting notifications (epoll_wait
+/// maxevents, mio/polling capacity, socknotify `out.len()`); `--batch` sets it.
+pub fn out_len() -> usize {
+    OUT_LEN.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+pub fn set_out_len(n: usize) {
+    OUT_LEN.store(n.max(1), std::sync::atomic::Ordering::Relaxed);
+}
 
 /// One registered mechanism over one set of pairs.
 trait Collector {
@@ -63,8 +74,17 @@ trait Collector {
     }
 }
 
-/// Timed totals of one run: for each plan (K value), nanoseconds over its timed rounds.
-pub fn run(mech: Mech, mode: Mode, pairs: &Pairs, plans: &[Plan]) -> Res<Vec<u64>> {
+/// One timed run of one plan.
+#[derive(Clone, Copy, Debug)]
+pub struct Timed {
+    /// Nanoseconds over the plan's timed rounds.
+    pub ns: u64,
+    /// System calls socknotify made meanwhile (`CompletionPort::syscalls`; 0 for the others).
+    pub sn_syscalls: u64,
+}
+
+/// Timed totals of one run: one per plan (K value).
+pub fn run(mech: Mech, mode: Mode, pairs: &Pairs, plans: &[Plan]) -> Res<Vec<Timed>> {
     let srv: Vec<RawFd> = pairs.servers.iter().map(|s| s.as_raw_fd()).collect();
     let peers: Vec<RawFd> = pairs.peers.iter().map(|s| s.as_raw_fd()).collect();
     match mech {
@@ -76,7 +96,7 @@ pub fn run(mech: Mech, mode: Mode, pairs: &Pairs, plans: &[Plan]) -> Res<Vec<u64
     }
 }
 
-fn drive<C: Collector>(mut c: C, peers: &[RawFd], plans: &[Plan]) -> Res<Vec<u64>> {
+fn drive<C: Collector>(mut c: C, peers: &[RawFd], plans: &[Plan]) -> Res<Vec<Timed>> {
     let out = drive_inner(&mut c, peers, plans);
     let td = c.teardown();
     let out = out?;
@@ -84,7 +104,7 @@ fn drive<C: Collector>(mut c: C, peers: &[RawFd], plans: &[Plan]) -> Res<Vec<u64
     Ok(out)
 }
 
-fn drive_inner<C: Collector>(c: &mut C, peers: &[RawFd], plans: &[Plan]) -> Res<Vec<u64>> {
+fn drive_inner<C: Collector>(c: &mut C, peers: &[RawFd], plans: &[Plan]) -> Res<Vec<Timed>> {
     let mut exp = Expect::new(peers.len());
     let mut totals = Vec::with_capacity(plans.len());
     for plan in plans {
@@ -92,12 +112,14 @@ fn drive_inner<C: Collector>(c: &mut C, peers: &[RawFd], plans: &[Plan]) -> Res<
             one_round(c, peers, &mut exp, plan.round(r))?;
         }
         c.finish()?;
+        let s0 = CompletionPort::syscalls();
         let t0 = Instant::now();
         for r in plan.warmup..plan.warmup + plan.rounds {
             one_round(c, peers, &mut exp, plan.round(r))?;
         }
         c.finish()?;
-        totals.push(t0.elapsed().as_nanos() as u64);
+        let ns = t0.elapsed().as_nanos() as u64;
+        totals.push(Timed { ns, sn_syscalls: CompletionPort::syscalls() - s0 });
         let extra = c.leftovers()?;
         if extra != 0 {
             return Err(format!("{extra} spurious notification(s) after the last round (K = {})", plan.k));
@@ -116,7 +138,7 @@ fn one_round<C: Collector>(c: &mut C, peers: &[RawFd], exp: &mut Expect, chosen:
     c.collect(exp)
 }
 
-fn run_baseline(srv: &[RawFd], peers: &[RawFd], plans: &[Plan]) -> Res<Vec<u64>> {
+fn run_baseline(srv: &[RawFd], peers: &[RawFd], plans: &[Plan]) -> Res<Vec<Timed>> {
     let mut exp = Expect::new(peers.len());
     let mut totals = Vec::with_capacity(plans.len());
     let round = |exp: &mut Expect, chosen: &[u32]| -> Res<()> {
@@ -140,7 +162,7 @@ fn run_baseline(srv: &[RawFd], peers: &[RawFd], plans: &[Plan]) -> Res<Vec<u64>>
         for r in plan.warmup..plan.warmup + plan.rounds {
             round(&mut exp, plan.round(r))?;
         }
-        totals.push(t0.elapsed().as_nanos() as u64);
+        totals.push(Timed { ns: t0.elapsed().as_nanos() as u64, sn_syscalls: 0 });
     }
     Ok(totals)
 }
@@ -176,7 +198,7 @@ impl<'a> EpollC<'a> {
         for (i, &s) in srv.iter().enumerate() {
             epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, s, i, oneshot)?;
         }
-        let evs = vec![libc::epoll_event { events: 0, u64: 0 }; crate::ready::BATCH];
+        let evs = vec![libc::epoll_event { events: 0, u64: 0 }; out_len()];
         Ok(EpollC { ep, srv, evs, oneshot })
     }
 
@@ -252,7 +274,7 @@ impl<'a> MioC<'a> {
                 "mio register",
             )?;
         }
-        Ok(MioC { poll, events: mio::Events::with_capacity(BATCH), srv, oneshot: mode == Mode::Oneshot })
+        Ok(MioC { poll, events: mio::Events::with_capacity(out_len()), srv, oneshot: mode == Mode::Oneshot })
     }
 }
 
@@ -309,7 +331,7 @@ impl<'a> PollingC<'a> {
             // (teardown deletes it first).
             ctx(unsafe { poller.add_with_mode(s, polling::Event::readable(i), pm) }, "polling add")?;
         }
-        let cap = std::num::NonZeroUsize::new(BATCH).unwrap();
+        let cap = std::num::NonZeroUsize::new(out_len()).unwrap();
         Ok(PollingC { poller, events: polling::Events::with_capacity(cap), srv, oneshot: mode == Mode::Oneshot })
     }
 }
@@ -368,7 +390,7 @@ impl<'a> SnC<'a> {
             Mode::Oneshot => Trigger::LEVEL_ONESHOT,
             Mode::Level => Trigger::LEVEL_PERSISTENT,
         };
-        let mut c = SnC { port, srv, regs: Vec::with_capacity(BATCH), out: vec![Completion::default(); BATCH], trigger };
+        let mut c = SnC { port, srv, regs: Vec::with_capacity(BATCH), out: vec![Completion::default(); out_len()], trigger };
         for (base, chunk) in srv.chunks(BATCH).enumerate() {
             c.regs.extend(
                 chunk.iter().enumerate().map(|(j, s)| Registration::enable(s, base * BATCH + j, Events::IN, trigger)),
