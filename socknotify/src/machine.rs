@@ -9,7 +9,7 @@
 //! Readiness comes from epoll bits (`revents`). [`readiness`] turns them into Windows' bits
 //! (spec §5.4, decision D19).
 
-use crate::codes;
+use crate::error::RegistrationError;
 use crate::events::{Events, Trigger};
 use crate::sys::{EPOLLERR, EPOLLET, EPOLLHUP, EPOLLIN, EPOLLONESHOT, EPOLLOUT, EPOLLRDHUP};
 use crate::types::Completion;
@@ -88,7 +88,7 @@ pub fn readiness(kind: SocketKind, revents: u32, err_latched: &mut bool) -> Even
 /// closed or now names another socket; they then report `false` / `None`.
 pub trait Kernel {
     /// Identity and kind of a descriptor for a new registration.
-    fn socket_info(&mut self, fd: RawFd) -> Result<(u64, SocketKind), u32>;
+    fn socket_info(&mut self, fd: RawFd) -> Result<(u64, SocketKind), RegistrationError>;
     /// The cookie of the socket a descriptor names now (`None`: not an open socket).
     fn cookie(&mut self, fd: RawFd) -> Option<u64>;
     /// Start watching `fd` with these epoll flags and this token.
@@ -99,6 +99,9 @@ pub trait Kernel {
     fn delete(&mut self, fd: RawFd) -> bool;
     /// Readiness of `fd` now, as epoll bits, if it still names the socket with `cookie`.
     fn sample(&mut self, fd: RawFd, cookie: u64) -> Option<u32>;
+    /// True for a TCP socket that is closed and never completed a connection (its connect
+    /// failed), even when the error was already read by the application.
+    fn never_connected(&mut self, fd: RawFd) -> bool;
     /// TCP byte counters `(received, queued, acked)`, or `None` for other sockets.
     fn tcp_counters(&mut self, fd: RawFd) -> Option<(u64, u64, u64)>;
 }
@@ -160,6 +163,8 @@ struct Reg {
     prev: Events,
     /// ERR seen on a stream socket; kept until REMOVE or close.
     err_latched: bool,
+    /// A closed stream socket was already checked for a failed connect.
+    close_checked: bool,
     /// TCP only (`None` until first needed).
     tcp: Option<bool>,
     /// TCP edge IN: total bytes received when IN was last seen high.
@@ -297,7 +302,7 @@ impl Machine {
         }
     }
 
-    /// Applies one registration entry and returns its `registrationResult` code
+    /// Applies one registration entry and returns its result (its `registrationResult`)
     /// (decisions D7–D15, spec §4.3). Checks run in the order decisions.md gives.
     #[allow(clippy::too_many_arguments)]
     pub fn apply(
@@ -310,17 +315,17 @@ impl Machine {
         trigger: u8,
         kernel: &mut impl Kernel,
         claims: &mut impl Claims,
-    ) -> u32 {
+    ) -> Result<(), RegistrationError> {
         use crate::winsock::{
             SOCK_NOTIFY_OP_DISABLE, SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_OP_NONE, SOCK_NOTIFY_OP_REMOVE,
         };
         match op {
-            SOCK_NOTIFY_OP_NONE => return codes::ERROR_SUCCESS,
+            SOCK_NOTIFY_OP_NONE => return Ok(()),
             SOCK_NOTIFY_OP_ENABLE | SOCK_NOTIFY_OP_DISABLE | SOCK_NOTIFY_OP_REMOVE => {}
-            _ => return codes::WSAEINVAL,
+            _ => return Err(RegistrationError::InvalidArgument),
         }
         if !fd_valid || fd < 0 {
-            return codes::WSAENOTSOCK;
+            return Err(RegistrationError::NotASocket);
         }
         let flags_ok = op != SOCK_NOTIFY_OP_ENABLE
             || (Events::from_bits(u32::from(filter)).is_valid_filter() && Trigger::from_bits(trigger).is_valid());
@@ -343,25 +348,25 @@ impl Machine {
             return self.apply_new(fd, key, op, flags_ok, filter, trigger, kernel, claims);
         };
         if !flags_ok {
-            return codes::WSAEINVAL;
+            return Err(RegistrationError::InvalidArgument);
         }
         if self.reg(slot).state == State::RemovePending {
-            return codes::WSAEALREADY;
+            return Err(RegistrationError::RemovePending);
         }
         match op {
             SOCK_NOTIFY_OP_ENABLE => {
                 if self.enable(slot, Events::from_bits(u32::from(filter)), Trigger::from_bits(trigger), kernel) {
-                    return codes::ERROR_SUCCESS;
+                    return Ok(());
                 }
             }
             SOCK_NOTIFY_OP_DISABLE => {
                 if self.disable(slot, kernel) {
-                    return codes::ERROR_SUCCESS;
+                    return Ok(());
                 }
             }
             _ => {
                 if self.remove(slot, kernel) {
-                    return codes::ERROR_SUCCESS;
+                    return Ok(());
                 }
             }
         }
@@ -383,26 +388,26 @@ impl Machine {
         trigger: u8,
         kernel: &mut impl Kernel,
         claims: &mut impl Claims,
-    ) -> u32 {
+    ) -> Result<(), RegistrationError> {
         use crate::winsock::{SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_OP_REMOVE};
         let (cookie, kind) = match kernel.socket_info(fd) {
             Ok(info) => info,
-            Err(code) => return code,
+            Err(e) => return Err(e),
         };
         if !flags_ok {
-            return codes::WSAEINVAL;
+            return Err(RegistrationError::InvalidArgument);
         }
         if op == SOCK_NOTIFY_OP_REMOVE {
             // Registered elsewhere or nowhere: this port has nothing to remove (D12).
             return if claims.claim(fd, cookie) {
                 claims.release(fd, cookie);
-                codes::ERROR_NOT_FOUND
+                Err(RegistrationError::NotFound)
             } else {
-                codes::WSAEINVAL
+                Err(RegistrationError::OtherPort)
             };
         }
         if !claims.claim(fd, cookie) {
-            return codes::WSAEINVAL; // registered with another port (D13)
+            return Err(RegistrationError::OtherPort); // registered with another port (D13)
         }
         let slot = self.insert(NewReg { fd, cookie, kind, key });
         let token = self.reg(slot).token(slot);
@@ -410,13 +415,13 @@ impl Machine {
         if !kernel.add(fd, flags, token) {
             self.free_slot(slot);
             claims.release(fd, cookie);
-            return codes::WSAENOBUFS;
+            return Err(RegistrationError::NoBuffers);
         }
         if op == SOCK_NOTIFY_OP_ENABLE {
             let ok = self.enable(slot, Events::from_bits(u32::from(filter)), Trigger::from_bits(trigger), kernel);
             debug_assert!(ok);
         }
-        codes::ERROR_SUCCESS
+        Ok(())
     }
 
     fn insert(&mut self, n: NewReg) -> usize {
@@ -444,6 +449,7 @@ impl Machine {
             sampled: 0,
             prev: Events::NONE,
             err_latched: false,
+            close_checked: false,
             tcp: None,
             in_mark: 0,
             out_mark: 0,
@@ -477,8 +483,9 @@ impl Machine {
             let Some(rev) = kernel.sample(fd, cookie) else {
                 return false;
             };
+            let prev = self.sample_readiness(slot, rev, kernel);
             let r = self.reg_mut(slot);
-            r.prev = readiness(r.kind, rev, &mut r.err_latched);
+            r.prev = prev;
             r.watch = Watch::Edge;
             let prev = r.prev;
             let c = self.counters(slot, prev, kernel);
@@ -490,6 +497,24 @@ impl Machine {
         kernel.modify(r.fd, r.flags(), r.token(slot))
     }
 
+    /// Readiness of `slot` from `revents`. The first time a stream socket shows up closed in
+    /// both directions without an error, the kernel is asked whether it ever connected: a
+    /// failed connect whose error the application already read is still ERR (D19).
+    fn sample_readiness(&mut self, slot: usize, revents: u32, kernel: &mut impl Kernel) -> Events {
+        let r = self.reg_mut(slot);
+        let closed = EPOLLHUP | EPOLLRDHUP;
+        if r.kind.stream && !r.err_latched && !r.close_checked && revents & closed == closed && revents & EPOLLERR == 0
+        {
+            r.close_checked = true;
+            let fd = r.fd;
+            if kernel.never_connected(fd) {
+                self.reg_mut(slot).err_latched = true;
+            }
+        }
+        let r = self.reg_mut(slot);
+        readiness(r.kind, revents, &mut r.err_latched)
+    }
+
     /// TCP byte counters for edge decisions, when IN or OUT is high on a TCP socket.
     fn counters(&mut self, slot: usize, high: Events, kernel: &mut impl Kernel) -> Option<(u64, u64, u64)> {
         let r = self.reg(slot);
@@ -499,7 +524,9 @@ impl Machine {
         let fd = r.fd;
         let c = kernel.tcp_counters(fd);
         self.reg_mut(slot).tcp = Some(c.is_some());
-        c
+        // The peer's FIN takes one unit of sequence space, which Linux counts as a byte received.
+        let fin = u64::from(high.contains(Events::HANGUP));
+        c.map(|(received, queued, acked)| (received.saturating_sub(fin), queued, acked))
     }
 
     /// Remembers the counters seen with the readiness just recorded as the edge baseline.
@@ -579,14 +606,22 @@ impl Machine {
     }
 
     /// Drops the registration of `fd` silently, if this port has one (the C API's `closesocket`).
-    pub fn forget_fd(&mut self, fd: RawFd, claims: &mut impl Claims) -> bool {
-        match self.slot_of(fd) {
-            Some(slot) => {
-                self.drop_silently(slot, claims);
-                true
+    pub fn forget_fd(&mut self, fd: RawFd, kernel: &mut impl Kernel, claims: &mut impl Claims) -> bool {
+        let Some(slot) = self.slot_of(fd) else { return false };
+        let r = self.reg(slot);
+        if r.queued && !r.trigger.is_edge() && r.state != State::RemovePending {
+            // The socket is still open: a queued level packet leaves with the bits that hold
+            // now, as if every change had been merged into it (D16, D21).
+            let (fd, cookie) = (r.fd, r.cookie);
+            if let Some(rev) = kernel.sample(fd, cookie) {
+                let bits = self.sample_readiness(slot, rev, kernel) & self.reg(slot).eligible();
+                if !bits.is_empty() {
+                    self.reg_mut(slot).published = bits;
+                }
             }
-            None => false,
         }
+        self.drop_silently(slot, claims);
+        true
     }
 
     /// Drops every registration and packet (the port was closed, D6).
@@ -609,20 +644,20 @@ impl Machine {
         let slot = (token & 0xFFFF_FFFF) as usize;
         let generation = (token >> 32) as u32;
         let epoch = self.epoch;
-        let Some(Some(r)) = self.regs.get_mut(slot) else {
-            return;
-        };
-        if r.generation != generation || r.state != State::Enabled {
-            return;
+        match self.regs.get(slot) {
+            Some(Some(r)) if r.generation == generation && r.state == State::Enabled => {}
+            _ => return,
         }
-        let s = readiness(r.kind, revents, &mut r.err_latched);
+        let s = self.sample_readiness(slot, revents, kernel);
+        let r = self.reg_mut(slot);
         let eligible = r.eligible();
         if r.trigger.is_edge() {
             let mut rising = s & !r.prev & eligible;
             let still = s & r.prev & eligible & (Events::IN | Events::OUT);
+            let fin_arrived = s.contains(Events::HANGUP) && !r.prev.contains(Events::HANGUP);
             r.prev = s;
             let c = self.counters(slot, s, kernel);
-            rising |= self.re_rise(slot, still, c);
+            rising |= self.re_rise(slot, still, c, fin_arrived);
             self.mark(slot, c);
             self.post(slot, rising, epoch);
             return;
@@ -659,7 +694,7 @@ impl Machine {
     /// Edge: bits that were high at the last wakeup and are high again. They rise again when
     /// socknotify cannot rule out that they fell in between (decision D18, guiding rule):
     /// on TCP the byte counters decide; elsewhere every wakeup counts as a new edge.
-    fn re_rise(&self, slot: usize, still: Events, counters: Option<(u64, u64, u64)>) -> Events {
+    fn re_rise(&self, slot: usize, still: Events, counters: Option<(u64, u64, u64)>, fin_arrived: bool) -> Events {
         if still.is_empty() {
             return still;
         }
@@ -668,8 +703,12 @@ impl Machine {
             return still;
         };
         let mut rise = Events::NONE;
-        // IN fell if every byte seen last time has been read since, and new bytes came.
-        if still.contains(Events::IN) && received.saturating_sub(queued) >= r.in_mark && received > r.in_mark {
+        // IN fell if every byte seen last time has been read since; it rose again if new bytes
+        // or the peer's FIN (end of file is readable) came after.
+        if still.contains(Events::IN)
+            && received.saturating_sub(queued) >= r.in_mark
+            && (received > r.in_mark || fin_arrived)
+        {
             rise |= Events::IN;
         }
         // OUT may have fallen and risen again only if bytes were acknowledged since.
@@ -723,10 +762,7 @@ impl Machine {
             // Not sampled in this epoch: compute the level mask now (D17).
             let (fd, cookie) = (r.fd, r.cookie);
             match kernel.sample(fd, cookie) {
-                Some(rev) => {
-                    let r = self.reg_mut(slot);
-                    bits = readiness(r.kind, rev, &mut r.err_latched) & r.eligible();
-                }
+                Some(rev) => bits = self.sample_readiness(slot, rev, kernel) & self.reg(slot).eligible(),
                 None => {
                     // Closed under us: deliver what was queued, then forget the registration (D21).
                     self.drop_silently(slot, claims);

@@ -7,7 +7,7 @@
 //! than `concurrency` threads are running (D23). A hand-off to the poller wakes it through
 //! the port's eventfd; to anyone else, through its condition variable.
 
-use crate::error::Error;
+use crate::error::{Error, RegistrationError};
 use crate::machine::{Claims, Kernel, Machine, SocketKind, WAKE_TOKEN};
 use crate::sync::{lock, thread_local, wait, Condvar, Mutex, MutexGuard};
 use crate::sys;
@@ -121,8 +121,10 @@ struct SysKernel<'a> {
 }
 
 impl Kernel for SysKernel<'_> {
-    fn socket_info(&mut self, fd: RawFd) -> Result<(u64, SocketKind), u32> {
-        sys::socket_info(fd).map(|i| (i.cookie, SocketKind { stream: i.stream })).map_err(|_| crate::codes::WSAENOTSOCK)
+    fn socket_info(&mut self, fd: RawFd) -> Result<(u64, SocketKind), RegistrationError> {
+        sys::socket_info(fd)
+            .map(|i| (i.cookie, SocketKind { stream: i.stream }))
+            .map_err(|_| RegistrationError::NotASocket)
     }
     fn cookie(&mut self, fd: RawFd) -> Option<u64> {
         sys::socket_cookie(fd).ok()
@@ -139,6 +141,9 @@ impl Kernel for SysKernel<'_> {
     fn sample(&mut self, fd: RawFd, cookie: u64) -> Option<u32> {
         let rev = sys::poll_now(fd)?;
         (sys::socket_cookie(fd).ok()? == cookie).then_some(rev)
+    }
+    fn never_connected(&mut self, fd: RawFd) -> bool {
+        sys::tcp_never_connected(fd)
     }
     fn tcp_counters(&mut self, fd: RawFd) -> Option<(u64, u64, u64)> {
         sys::tcp_counters(fd).map(|c| (c.received, c.queued, c.acked))
@@ -377,6 +382,7 @@ impl CompletionPort {
             }
             return Err(Error::NoBuffers);
         }
+        let mut enabled = false;
         if !regs.is_empty() {
             let was_live = st.machine.live();
             if was_live > 0 && regs.iter().any(|e| st.machine.keeps_pending_packets(e.raw_fd(), e.op())) {
@@ -398,6 +404,7 @@ impl CompletionPort {
                     &mut kernel,
                     &mut claims,
                 );
+                enabled |= code.is_ok() && e.op() == crate::winsock::SOCK_NOTIFY_OP_ENABLE;
                 e.set_result(code);
             }
             inner.dispatch(&mut st);
@@ -406,6 +413,12 @@ impl CompletionPort {
             }
         }
         if out.is_empty() {
+            if enabled {
+                // Windows queues a level packet at ENABLE: collect it now, so that it is queued
+                // (and survives a close of the socket, D21) even if nobody dequeues for a while.
+                inner.harvest(&mut st);
+                inner.dispatch(&mut st);
+            }
             return Ok(0);
         }
         if was_running_here {
@@ -718,7 +731,7 @@ pub fn forget_registration_raw(fd: RawFd) {
         // was queued is still delivered after the close (D21, T43).
         port.harvest(&mut st);
         let weak = Arc::downgrade(&port);
-        st.machine.forget_fd(fd, &mut PortClaims { port: port.id, owner: &weak });
+        st.machine.forget_fd(fd, &mut SysKernel { epfd: &port.epfd }, &mut PortClaims { port: port.id, owner: &weak });
         port.dispatch(&mut st);
     }
 }

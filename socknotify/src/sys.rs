@@ -192,6 +192,8 @@ struct TcpInfoPrefix {
     max_pacing_rate: u64,
     bytes_acked: u64,
     bytes_received: u64,
+    segs_out: u32,
+    segs_in: u32,
 }
 
 /// Samples a TCP socket's byte counters (`TCP_INFO` and `SIOCINQ`).
@@ -222,6 +224,17 @@ pub(crate) fn poll_now(fd: RawFd) -> Option<u32> {
     Some(p.revents as u16 as u32)
 }
 
+/// True for a TCP socket in state CLOSE that received at most one segment: its connect
+/// failed (or it was reset before anything else arrived), even if the application already
+/// read the error with `SO_ERROR` (D19: a failed connect reports ERR, never OUT).
+pub(crate) fn tcp_never_connected(fd: RawFd) -> bool {
+    const TCP_CLOSE: u8 = 7;
+    match getsockopt::<TcpInfoPrefix>(fd, libc::IPPROTO_TCP, libc::TCP_INFO) {
+        Ok(info) => info.head[0] == TCP_CLOSE && info.segs_in <= 1,
+        Err(_) => false,
+    }
+}
+
 /// The number of processors this process may run on.
 pub(crate) fn processors() -> u32 {
     std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX))
@@ -237,6 +250,7 @@ mod tests {
         // tcpi_bytes_acked sits at offset 120 and tcpi_bytes_received at 128 in struct tcp_info.
         assert_eq!(std::mem::offset_of!(TcpInfoPrefix, bytes_acked), 120);
         assert_eq!(std::mem::offset_of!(TcpInfoPrefix, bytes_received), 128);
+        assert_eq!(std::mem::offset_of!(TcpInfoPrefix, segs_in), 140);
     }
 
     #[test]
@@ -252,6 +266,29 @@ mod tests {
         assert_eq!(t.received, 5);
         assert_eq!(t.queued, 3);
         assert!(socket_info(s.as_raw_fd()).unwrap().stream);
+    }
+
+    #[test]
+    fn a_refused_connect_is_told_apart_from_a_closed_connection() {
+        use std::io::Read;
+        // Refused: connect to a port nobody listens on.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        assert!(s.connect(&addr.into()).is_err());
+        assert!(tcp_never_connected(s.as_raw_fd()));
+        // Connected, then closed by both sides.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (mut srv, _) = l.accept().unwrap();
+        assert!(!tcp_never_connected(c.as_raw_fd()));
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut b = [0u8; 1];
+        assert_eq!(srv.read(&mut b).unwrap(), 0);
+        drop(srv);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!tcp_never_connected(c.as_raw_fd()));
     }
 
     #[test]

@@ -136,7 +136,7 @@ pub struct Registration<'fd> {
     socket: BorrowedFd<'fd>,
     key: usize,
     operation: Operation,
-    result: u32,
+    result: Result<(), RegistrationError>,
 }
 
 impl<'fd> Registration<'fd> {
@@ -149,7 +149,7 @@ impl<'fd> Registration<'fd> {
     /// assert_eq!(r.key(), 5);
     /// ```
     pub fn new<S: AsFd + ?Sized>(socket: &'fd S, key: usize, operation: Operation) -> Self {
-        Registration { socket: socket.as_fd(), key, operation, result: 0 }
+        Registration { socket: socket.as_fd(), key, operation, result: Ok(()) }
     }
 
     /// An ENABLE entry.
@@ -224,10 +224,7 @@ impl<'fd> Registration<'fd> {
     /// assert!(socknotify::Registration::remove(&s).result().is_ok());
     /// ```
     pub fn result(&self) -> Result<(), RegistrationError> {
-        match self.result {
-            0 => Ok(()),
-            code => Err(RegistrationError::from_code(code).unwrap_or(RegistrationError::InvalidArgument)),
-        }
+        self.result
     }
 
     /// The entry's result as the Windows code written to `registrationResult` (0 = success).
@@ -237,7 +234,7 @@ impl<'fd> Registration<'fd> {
     /// assert_eq!(socknotify::Registration::remove(&s).result_code(), 0);
     /// ```
     pub fn result_code(&self) -> u32 {
-        self.result
+        self.result.err().map_or(crate::codes::ERROR_SUCCESS, RegistrationError::code)
     }
 }
 
@@ -253,7 +250,7 @@ pub(crate) trait Entry {
     fn op(&self) -> u8;
     fn filter(&self) -> u16;
     fn trigger(&self) -> u8;
-    fn set_result(&mut self, code: u32);
+    fn set_result(&mut self, result: Result<(), RegistrationError>);
 }
 
 impl Entry for Registration<'_> {
@@ -284,7 +281,7 @@ impl Entry for Registration<'_> {
             _ => 0,
         }
     }
-    fn set_result(&mut self, code: u32) {
-        self.result = code;
+    fn set_result(&mut self, result: Result<(), RegistrationError>) {
+        self.result = result;
     }
 }

@@ -190,8 +190,8 @@ impl Entry for SOCK_NOTIFY_REGISTRATION {
     fn trigger(&self) -> u8 {
         self.triggerFlags
     }
-    fn set_result(&mut self, code: u32) {
-        self.registrationResult = code;
+    fn set_result(&mut self, result: Result<(), crate::error::RegistrationError>) {
+        self.registrationResult = result.err().map_or(ERROR_SUCCESS, |e| e.code());
     }
 }
 

@@ -189,7 +189,8 @@ fn many_threads_each_packet_once_and_nothing_after_remove() {
     // Wait (bounded) until every byte of every socket that is still registered was read.
     let deadline = Instant::now() + Duration::from_secs(30);
     let settled = |sh: &Shared| {
-        (0..SOCKETS).all(|k| sh.state[k].load(Ordering::SeqCst) == REMOVED || sh.read[k].load(Ordering::SeqCst) == written[k])
+        (0..SOCKETS)
+            .all(|k| sh.state[k].load(Ordering::SeqCst) == REMOVED || sh.read[k].load(Ordering::SeqCst) == written[k])
             && sh.posted_seen.iter().all(|p| p.load(Ordering::SeqCst) == 1)
     };
     while !settled(&sh) && Instant::now() < deadline {
@@ -225,8 +226,12 @@ fn closing_the_port_releases_every_blocked_thread_once() {
     for _round in 0..20 {
         let port = CompletionPort::new().unwrap();
         let (a, _b) = UnixStream::pair().unwrap();
-        port.process(&mut [Registration::enable(&a, 1, Events::IN, Trigger::LEVEL_ONESHOT)], &mut [], Some(Duration::ZERO))
-            .unwrap();
+        port.process(
+            &mut [Registration::enable(&a, 1, Events::IN, Trigger::LEVEL_ONESHOT)],
+            &mut [],
+            Some(Duration::ZERO),
+        )
+        .unwrap();
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 let port = port.clone();
