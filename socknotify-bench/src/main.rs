@@ -202,7 +202,7 @@ fn scen_rearm(o: &Opts, rows: &mut Vec<Row>) {
 fn scen_burst(o: &Opts, rows: &mut Vec<Row>, max_pairs: usize) {
     let ns: Vec<usize> = if o.quick { vec![1000] } else { vec![1000, 5000, max_pairs] };
     let ks: Vec<usize> = if o.quick { vec![1, 64] } else { vec![1, 64, 1024] };
-    let budget = if o.quick { 4096 } else { 32768 };
+    let budget = if o.quick { 4096 } else { 65536 };
     for &n in &ns {
         if n == 0 || n > max_pairs {
             continue;
@@ -605,6 +605,18 @@ mod tests {
         let c = postwake::cpus();
         postwake::pingpong(Mech::Socknotify, 200, 10, (c[0], *c.last().unwrap())).unwrap();
         postwake::throughput(Mech::Socknotify, 10_000).unwrap();
+    }
+
+    #[test]
+    fn expect_rejects_duplicates_and_strangers() {
+        let mut e = util::Expect::new(4);
+        e.round = 1;
+        e.arm(2);
+        assert!(e.take(1).is_err(), "not made readable");
+        assert!(e.take(9).is_err(), "unknown key");
+        e.take(2).unwrap();
+        assert!(e.take(2).is_err(), "duplicate");
+        assert_eq!(e.pending, 0);
     }
 
     #[test]

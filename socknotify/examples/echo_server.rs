@@ -81,7 +81,7 @@ struct Opts {
 }
 
 fn parse_args() -> Result<Opts, String> {
-    let mut o = Opts { connections: 400, requests: 200, workers: 2, seconds: 30, concurrency: 0, size: 64 };
+    let mut o = Opts { connections: 400, requests: 500, workers: 2, seconds: 30, concurrency: 0, size: 64 };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut num = |name: &str| -> Result<u64, String> {
