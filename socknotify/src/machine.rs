@@ -255,10 +255,10 @@ impl Machine {
 
     /// Makes room for `regs` new registrations and `packets` more packets, or fails
     /// without changing anything (decision D4: out of memory → `WSAENOBUFS`).
-    pub fn reserve(&mut self, regs: usize, packets: usize) -> Result<(), ()> {
-        self.regs.try_reserve(regs).map_err(drop)?;
-        self.generations.try_reserve(regs).map_err(drop)?;
-        self.fifo.try_reserve(packets + regs).map_err(drop)
+        pub fn reserve(&mut self, regs: usize, packets: usize) -> Result<(), std::collections::TryReserveError> {
+        self.regs.try_reserve(regs)?;
+        self.generations.try_reserve(regs)?;
+        self.fifo.try_reserve(packets + regs)
     }
 
     fn slot_of(&self, fd: RawFd) -> Option<usize> {
@@ -390,10 +390,7 @@ impl Machine {
         claims: &mut impl Claims,
     ) -> Result<(), RegistrationError> {
         use crate::winsock::{SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_OP_REMOVE};
-        let (cookie, kind) = match kernel.socket_info(fd) {
-            Ok(info) => info,
-            Err(e) => return Err(e),
-        };
+                let (cookie, kind) = kernel.socket_info(fd)?;
         if !flags_ok {
             return Err(RegistrationError::InvalidArgument);
         }

@@ -210,9 +210,15 @@ impl Drop for Association {
     }
 }
 
-thread_local! {
-    static ASSOCIATION: std::cell::RefCell<Association> = std::cell::RefCell::new(Association(None));
+// loom's thread_local! takes no `const` initialiser.
+#[allow(clippy::missing_const_for_thread_local)]
+mod association {
+    use super::{thread_local, Association};
+    thread_local! {
+        pub(super) static ASSOCIATION: std::cell::RefCell<Association> = std::cell::RefCell::new(Association(None));
+    }
 }
+use association::ASSOCIATION;
 
 /// An I/O completion port with socket state notifications. Cheap to clone; all clones are
 /// the same port, usable from any number of threads at once.
