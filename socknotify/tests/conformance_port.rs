@@ -506,3 +506,26 @@ fn d22_packets_of_registrations_enabled_in_one_call_follow_array_order() {
     want.push(7);
     assert_eq!(keys, want, "notifications queued by ENABLE must come out in array order, before a later post");
 }
+
+/// T56–T58 with live registrations: blocked threads may then be sleeping inside the port's
+/// readiness wait rather than on a plain queue wait; closing must release them all at once.
+#[test]
+fn t58_close_releases_every_waiter_while_registrations_exist() {
+    let port = port();
+    let (a, _b) = tcp_pair();
+    assert_eq!(enable(&port, &a, K, Events::IN, Trigger::LEVEL_PERSISTENT), Ok(()));
+    let psn = spawn_psn(&port, INFINITE);
+    thread::sleep(MS(50));
+    let d1 = spawn_dequeue(&port, 1, None);
+    thread::sleep(MS(50));
+    let d2 = spawn_dequeue(&port, 4, Some(Duration::from_secs(30)));
+    thread::sleep(MS(100));
+    let t = Instant::now();
+    port.close();
+    let (rc, n, _) = psn.recv_timeout(PATIENCE).expect("PSN waiter not released by close");
+    assert_eq!((rc, n), (ERROR_ABANDONED_WAIT_0, SENTINEL));
+    for rx in [d1, d2] {
+        assert_eq!(rx.recv_timeout(PATIENCE).expect("dequeue waiter not released by close"), Err(ERROR_ABANDONED_WAIT_0));
+    }
+    assert!(t.elapsed() < Duration::from_secs(2), "release was not immediate: {:?}", t.elapsed());
+}

@@ -225,12 +225,16 @@ fn t30_many_events_coalesce_into_one_packet_per_registration() {
     for i in 0..20u8 {
         write_all(&b, &[i]);
         std::thread::sleep(MS(2));
+        // Posting makes the port take in the readiness it has seen so far (FIFO order), so
+        // the registration's packet is queued early and every later event must merge into it.
+        port.post(Completion::new(1 + i as usize, 0, 0)).unwrap();
     }
     std::thread::sleep(MS(30));
     let got = dequeue(&port, 64, PATIENCE);
     let mine = with_key(&got, K);
     assert_eq!(mine.len(), 1, "expected exactly one packet for the registration, got {got:?}");
     assert!(ev(&mine[0]).contains(Events::IN | Events::OUT), "{:?}", ev(&mine[0]));
+    assert_eq!(got.len(), 21, "posted packets lost: {got:?}");
 }
 
 #[test]
@@ -679,4 +683,53 @@ fn d19_unix_listener_reports_in_only() {
     let c = expect_key(&port, K);
     let _ = std::fs::remove_file(&dir);
     assert_eq!(ev(&c), Events::IN, "unix listener with a pending connection");
+}
+
+/// Spec §4.2 EDGE / §5.5 row 2: on Windows a new arrival is no new edge until the receive
+/// buffer was emptied (unlike EPOLLET). On TCP socknotify can tell (D18: TCP_INFO counters).
+#[test]
+fn d18_tcp_edge_new_data_without_a_drain_is_not_a_new_edge() {
+    let port = port();
+    let (a, b) = tcp_pair();
+    assert_eq!(enable(&port, &a, K, Events::IN, Trigger::EDGE_PERSISTENT), Ok(()));
+    write_all(&b, b"12345");
+    assert!(ev(&expect_key(&port, K)).contains(Events::IN));
+    write_all(&b, b"67890"); // nothing read yet
+    expect_no_key(&port, K, MS(150));
+    read_n(&a, 3); // partial read, then more data
+    write_all(&b, b"abc");
+    expect_no_key(&port, K, MS(150));
+    assert_eq!(drain_socket(&a), 10);
+    write_all(&b, b"z");
+    assert!(ev(&expect_key(&port, K)).contains(Events::IN), "no IN after drain + new data");
+}
+
+/// Spec §4.2 ONESHOT: delivery disables the whole registration, for EDGE too; only ENABLE re-arms.
+#[test]
+fn edge_oneshot_is_disarmed_by_its_delivery() {
+    let port = port();
+    let (a, b) = tcp_pair();
+    assert_eq!(enable(&port, &a, K, Events::IN | Events::HANGUP, Trigger::EDGE_ONESHOT), Ok(()));
+    write_all(&b, b"12345");
+    assert!(ev(&expect_key(&port, K)).contains(Events::IN));
+    assert_eq!(drain_socket(&a), 5);
+    write_all(&b, b"new edge");
+    expect_no_key(&port, K, MS(150));
+    shutdown_write(&b);
+    expect_no_key(&port, K, MS(100));
+    // Re-ENABLE: new baseline (IN|HANGUP hold now): still nothing until a new edge.
+    assert_eq!(enable(&port, &a, K, Events::IN | Events::HANGUP, Trigger::EDGE_ONESHOT), Ok(()));
+    expect_no_key(&port, K, MS(100));
+}
+
+/// The UDP flavour of T25/T29 with a one-shot: delivery disarms, re-ENABLE re-arms.
+#[test]
+fn udp_edge_oneshot_is_disarmed_by_its_delivery() {
+    let port = port();
+    let (a, b) = udp_pair();
+    assert_eq!(enable(&port, &a, K, Events::IN, Trigger::EDGE_ONESHOT), Ok(()));
+    b.send(b"1").unwrap();
+    assert!(ev(&expect_key(&port, K)).contains(Events::IN));
+    b.send(b"2").unwrap();
+    expect_no_key(&port, K, MS(150));
 }
