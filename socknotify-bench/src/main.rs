@@ -62,7 +62,9 @@ fn parse_args() -> Opts {
             "--quick" => o.quick = true,
             "--markdown" => o.markdown = true,
             "--tcp" => o.kind = PairKind::Tcp,
-            "--batch" => ready::set_out_len(args.next().and_then(|v| v.parse().ok()).filter(|&v| v > 0).unwrap_or_else(|| usage())),
+            "--batch" => ready::set_out_len(
+                args.next().and_then(|v| v.parse().ok()).filter(|&v| v > 0).unwrap_or_else(|| usage()),
+            ),
             "--unix" => o.kind = PairKind::Unix,
             "--reps" => o.reps = args.next().and_then(|v| v.parse().ok()).filter(|&v| v > 0).unwrap_or_else(|| usage()),
             "--mech" => {
@@ -130,7 +132,15 @@ struct Row {
 
 impl Row {
     fn new(scenario: &'static str, n: usize, k: usize, units: u64) -> Row {
-        Row { scenario, n, k, units, samples: vec![Vec::new(); Mech::ALL.len()], sn_syscalls: Vec::new(), errors: vec![None; Mech::ALL.len()] }
+        Row {
+            scenario,
+            n,
+            k,
+            units,
+            samples: vec![Vec::new(); Mech::ALL.len()],
+            sn_syscalls: Vec::new(),
+            errors: vec![None; Mech::ALL.len()],
+        }
     }
     fn failed(&self, m: Mech) -> bool {
         self.errors[m as usize].is_some()
@@ -282,8 +292,11 @@ fn scen_postwake(o: &Opts) -> Vec<WakeRow> {
     let per_rep = (pings / o.reps).max(1);
     let cpus = postwake::cpus();
     let (c0, c1) = (cpus[0], *cpus.get(1).unwrap_or(&cpus[0]));
-    let mut rows: Vec<WakeRow> =
-        o.mechs.iter().map(|&mech| WakeRow { mech, same: Vec::new(), rtt: Vec::new(), rates: Vec::new(), error: None }).collect();
+    let mut rows: Vec<WakeRow> = o
+        .mechs
+        .iter()
+        .map(|&mech| WakeRow { mech, same: Vec::new(), rtt: Vec::new(), rates: Vec::new(), error: None })
+        .collect();
     for rep in 0..o.reps {
         for (i, _) in rotated(&o.mechs, rep).iter().enumerate() {
             let idx = (i + rep) % rows.len();
@@ -378,7 +391,8 @@ fn print_ready(rows: &[Row], mechs: &[Mech]) {
         println!("(overhead = (median time with the mechanism - median time of the same writes and reads");
         println!("with no mechanism) / notifications). Lower is better.");
         println!();
-        let mut header = vec!["scenario".to_string(), "N".into(), "K".into(), "notifications".into(), "no mechanism".into()];
+        let mut header =
+            vec!["scenario".to_string(), "N".into(), "K".into(), "notifications".into(), "no mechanism".into()];
         for &m in mechs.iter().filter(|&&m| m != Mech::Baseline) {
             header.push(m.name().into());
         }
@@ -421,7 +435,11 @@ fn print_ready(rows: &[Row], mechs: &[Mech]) {
             .map(|r| {
                 let mut v = vec!["churn".to_string(), group(r.n as i64)];
                 for &m in mechs.iter().filter(|&&m| m != Mech::Baseline) {
-                    v.push(if r.failed(m) { "ERROR".into() } else { r.per_unit(m).map(fmt_ns).unwrap_or_else(|| "-".into()) });
+                    v.push(if r.failed(m) {
+                        "ERROR".into()
+                    } else {
+                        r.per_unit(m).map(fmt_ns).unwrap_or_else(|| "-".into())
+                    });
                 }
                 v.push(ratio(r.per_unit(Mech::Socknotify), r.per_unit(Mech::Epoll)));
                 v.push(r.sn_syscalls_per_unit().map(|s| format!("{s:.2}")).unwrap_or_else(|| "-".into()));
@@ -442,18 +460,11 @@ fn print_wake(rows: &[WakeRow]) {
     println!("two CPUs (eventfd, mio Waker and polling notify() coalesce wakes; socknotify queues and");
     println!("delivers every packet, checked in FIFO order).");
     println!();
-    let header: Vec<String> = [
-        "mechanism",
-        "what",
-        "1 CPU RTT p50 (ns)",
-        "1 CPU p99",
-        "2 CPUs RTT p50 (ns)",
-        "2 CPUs p99",
-        "posts/s",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let header: Vec<String> =
+        ["mechanism", "what", "1 CPU RTT p50 (ns)", "1 CPU p99", "2 CPUs RTT p50 (ns)", "2 CPUs p99", "posts/s"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
     let what = |m: Mech| match m {
         Mech::Baseline => "eventfd, blocking read",
         Mech::Epoll => "eventfd in epoll",
@@ -502,7 +513,11 @@ fn print_wake(rows: &[WakeRow]) {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -516,7 +531,11 @@ fn main() {
     start_watchdog(Duration::from_secs(if o.quick { 30 } else { 90 }));
     let t0 = Instant::now();
     let cmd: Vec<String> = std::env::args().skip(1).collect();
-    eprintln!("socknotify-bench: {} reps, sockets: {}, RLIMIT_NOFILE {nofile} -> up to {max_pairs} pairs", o.reps, o.kind.describe());
+    eprintln!(
+        "socknotify-bench: {} reps, sockets: {}, RLIMIT_NOFILE {nofile} -> up to {max_pairs} pairs",
+        o.reps,
+        o.kind.describe()
+    );
 
     let mut rows = Vec::new();
     let mut wake = Vec::new();

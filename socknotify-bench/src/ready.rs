@@ -390,7 +390,8 @@ impl<'a> SnC<'a> {
             Mode::Oneshot => Trigger::LEVEL_ONESHOT,
             Mode::Level => Trigger::LEVEL_PERSISTENT,
         };
-        let mut c = SnC { port, srv, regs: Vec::with_capacity(BATCH), out: vec![Completion::default(); out_len()], trigger };
+        let mut c =
+            SnC { port, srv, regs: Vec::with_capacity(BATCH), out: vec![Completion::default(); out_len()], trigger };
         for (base, chunk) in srv.chunks(BATCH).enumerate() {
             c.regs.extend(
                 chunk.iter().enumerate().map(|(j, s)| Registration::enable(s, base * BATCH + j, Events::IN, trigger)),

@@ -32,7 +32,9 @@ pub fn raise_nofile() -> u64 {
                 lim.rlim_cur = lim.rlim_max;
             }
         }
-        lim.rlim_cur as u64
+        #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 everywhere
+        let cur = lim.rlim_cur as u64;
+        cur
     }
 }
 
@@ -273,7 +275,7 @@ pub fn fmt_ns(ns: f64) -> String {
     if !ns.is_finite() {
         "-".into()
     } else if ns.abs() >= 100.0 {
-        format!("{}", group(ns.round() as i64))
+        group(ns.round() as i64)
     } else {
         format!("{ns:.1}")
     }
@@ -284,7 +286,9 @@ pub fn group(v: i64) -> String {
     let s = v.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        #[allow(clippy::manual_is_multiple_of)] // MSRV 1.80
+        let third = (s.len() - i) % 3 == 0;
+        if i > 0 && third {
             out.push(',');
         }
         out.push(c);

@@ -280,10 +280,8 @@ fn accept_all(server: &Server, next: &mut Vec<Next>) {
 /// (end of stream, hang-up, error).
 fn serve(conn: &Conn, buf: &mut [u8], echoed: &AtomicU64) -> Option<Events> {
     let mut unsent = conn.unsent.lock().unwrap();
-    if !unsent.is_empty() {
-        if !flush(&conn.stream, &mut unsent)? {
-            return Some(Events::OUT | Events::HANGUP);
-        }
+    if !unsent.is_empty() && !flush(&conn.stream, &mut unsent)? {
+        return Some(Events::OUT | Events::HANGUP);
     }
     for _ in 0..READS_PER_PACKET {
         match (&conn.stream).read(buf) {
