@@ -529,3 +529,59 @@ fn t58_close_releases_every_waiter_while_registrations_exist() {
     }
     assert!(t.elapsed() < Duration::from_secs(2), "release was not immediate: {:?}", t.elapsed());
 }
+
+/// T60 with notification packets while one waiter sleeps in the port's readiness wait.
+#[test]
+fn t60_lifo_holds_for_notifications_too() {
+    let port = CompletionPort::with_concurrency(8).unwrap();
+    let (a, b) = tcp_pair();
+    assert_eq!(enable(&port, &a, K, Events::IN, Trigger::LEVEL_ONESHOT), Ok(()));
+    let t1 = spawn_dequeue(&port, 1, Some(Duration::from_secs(5)));
+    thread::sleep(MS(200));
+    let t2 = spawn_dequeue(&port, 1, Some(Duration::from_secs(5)));
+    thread::sleep(MS(200));
+    write_all(&b, b"x");
+    let r2 = recv_or_fail(&t2, &port, PATIENCE, "T2").expect("T2 dequeue");
+    assert_eq!(r2.len(), 1);
+    assert_eq!(r2[0].key(), K, "the most recent waiter must get the notification");
+    port.post(Completion::new(4, 0, 0)).unwrap();
+    let r1 = recv_or_fail(&t1, &port, PATIENCE, "T1").expect("T1 dequeue");
+    assert_eq!(r1.iter().map(|c| c.key()).collect::<Vec<_>>(), vec![4]);
+}
+
+/// T64 with a notification instead of a posted packet.
+#[test]
+fn t64_concurrency_limit_applies_to_notifications_too() {
+    let port = CompletionPort::with_concurrency(1).unwrap();
+    let (a, b) = tcp_pair();
+    assert_eq!(enable(&port, &a, K, Events::IN, Trigger::LEVEL_ONESHOT), Ok(()));
+    port.post(Completion::new(1, 0, 0)).unwrap();
+    let (got1_tx, got1_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (t1_tx, t1_rx) = mpsc::channel();
+    let p = port.clone();
+    let t1 = thread::spawn(move || {
+        let mut out = [Completion::default()];
+        let n = p.dequeue(&mut out, Some(PATIENCE)).unwrap();
+        got1_tx.send((n, out[0].key())).unwrap();
+        if go_rx.recv_timeout(Duration::from_secs(10)).is_err() {
+            return;
+        }
+        let r = p.dequeue(&mut out, Some(Duration::ZERO)).map(|n| (n, out[0].key()));
+        t1_tx.send(r.map_err(|e| e.code())).unwrap();
+    });
+    assert_eq!(got1_rx.recv_timeout(PATIENCE).expect("T1 did not get packet 1"), (1, 1));
+    let t2 = spawn_dequeue(&port, 1, Some(Duration::from_secs(10)));
+    thread::sleep(MS(150));
+    write_all(&b, b"x");
+    if let Ok(r) = t2.recv_timeout(MS(300)) {
+        port.close();
+        panic!("T2 was released while T1 was running with concurrency 1: {r:?}");
+    }
+    go_tx.send(()).unwrap();
+    let r = recv_or_fail(&t1_rx, &port, PATIENCE, "T1's second dequeue");
+    assert_eq!(r.expect("T1's second dequeue failed"), (1, K), "T1 must take the notification without blocking");
+    t1.join().unwrap();
+    port.close();
+    assert_eq!(t2.recv_timeout(PATIENCE).expect("T2 not released by close"), Err(ERROR_ABANDONED_WAIT_0));
+}
