@@ -525,7 +525,10 @@ fn t58_close_releases_every_waiter_while_registrations_exist() {
     let (rc, n, _) = psn.recv_timeout(PATIENCE).expect("PSN waiter not released by close");
     assert_eq!((rc, n), (ERROR_ABANDONED_WAIT_0, SENTINEL));
     for rx in [d1, d2] {
-        assert_eq!(rx.recv_timeout(PATIENCE).expect("dequeue waiter not released by close"), Err(ERROR_ABANDONED_WAIT_0));
+        assert_eq!(
+            rx.recv_timeout(PATIENCE).expect("dequeue waiter not released by close"),
+            Err(ERROR_ABANDONED_WAIT_0)
+        );
     }
     assert!(t.elapsed() < Duration::from_secs(2), "release was not immediate: {:?}", t.elapsed());
 }
