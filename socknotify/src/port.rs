@@ -569,18 +569,23 @@ impl Inner {
     fn harvest(&self, st: &mut State) {
         let mut events = std::mem::take(&mut st.events);
         if let Ok(n) = sys::epoll_wait(&self.epfd, &mut events, Some(Duration::ZERO)) {
-            self.absorb(st, &events[..n]);
+            self.absorb(st, &events[..n], false);
         }
         st.events = events;
     }
 
-    /// Applies harvested epoll events to the machine.
-    fn absorb(&self, st: &mut State, events: &[sys::EpollEvent]) {
+    /// Applies harvested epoll events to the machine. Only the poller resets the wake-up
+    /// eventfd: a signal meant for it must never be consumed by a thread that merely collects
+    /// events, or the poller could sleep on with packets in hand. (The eventfd is watched
+    /// level-triggered, so an undrained signal keeps waking the poller until it drains it.)
+    fn absorb(&self, st: &mut State, events: &[sys::EpollEvent], poller: bool) {
         let mut kernel = SysKernel { epfd: &self.epfd };
         for ev in events {
             let (token, revents) = (ev.u64, ev.events);
             if token == WAKE_TOKEN {
-                sys::eventfd_drain(&self.wakefd);
+                if poller {
+                    sys::eventfd_drain(&self.wakefd);
+                }
             } else {
                 st.machine.on_event(token, revents, &mut kernel);
             }
@@ -694,7 +699,7 @@ impl Inner {
                 st = self.lock();
                 st.poller = None;
                 if let Ok(n) = n {
-                    self.absorb(&mut st, &events[..n]);
+                    self.absorb(&mut st, &events[..n], true);
                 }
                 self.dispatch(&mut st);
             } else {

@@ -202,7 +202,7 @@ fn many_threads_each_packet_once_and_nothing_after_remove() {
     }
     let errors = sh.errors.lock().unwrap().clone();
     assert!(errors.is_empty(), "invariant violations: {errors:#?}");
-        for (k, &w) in written.iter().enumerate() {
+    for (k, &w) in written.iter().enumerate() {
         let s = sh.state[k].load(Ordering::SeqCst);
         if s != REMOVED && s != REMOVING {
             assert_eq!(sh.read[k].load(Ordering::SeqCst), w, "bytes lost on key {k}");
@@ -288,4 +288,46 @@ fn posts_from_many_threads_reach_many_waiters_exactly_once() {
         w.join().unwrap();
     }
     assert!(seen.iter().all(|s| s.load(Ordering::SeqCst) == 1));
+}
+
+/// A thread asleep in `epoll_wait` (the port has a registration, so the waiter polls) must
+/// wake for every packet handed to it, even while other threads collect events without
+/// blocking (each `post` does, to keep FIFO order with notifications).
+#[test]
+fn a_sleeping_poller_is_never_left_asleep_with_packets_in_hand() {
+    let port = CompletionPort::with_concurrency(4).unwrap();
+    let (quiet, _peer) = UnixStream::pair().unwrap();
+    port.process(
+        &mut [Registration::enable(&quiet, 1, Events::IN, Trigger::LEVEL_PERSISTENT)],
+        &mut [],
+        Some(Duration::ZERO),
+    )
+    .unwrap();
+    const ROUNDS: usize = 3_000;
+    let (ack_tx, ack_rx) = std::sync::mpsc::channel::<()>();
+    let waiter = {
+        let port = port.clone();
+        thread::spawn(move || {
+            let mut out = [Completion::default(); 1];
+            let mut slowest = Duration::ZERO;
+            for _ in 0..ROUNDS {
+                for _ in 0..2 {
+                    let t = Instant::now();
+                    let n = port.dequeue(&mut out, Some(Duration::from_secs(5))).unwrap();
+                    assert_eq!(n, 1, "a posted packet never arrived");
+                    slowest = slowest.max(t.elapsed());
+                }
+                ack_tx.send(()).unwrap();
+            }
+            slowest
+        })
+    };
+    for i in 0..ROUNDS {
+        port.post(Completion::new(10 + i, 0, 0)).unwrap();
+        port.post(Completion::new(10 + i, 1, 0)).unwrap();
+        ack_rx.recv_timeout(Duration::from_secs(10)).expect("the waiter stalled");
+    }
+    let slowest = waiter.join().unwrap();
+    // Generous: a lost wake-up shows up as a 5 s stall.
+    assert!(slowest < Duration::from_secs(2), "a wake-up was lost: a dequeue took {slowest:?}");
 }
