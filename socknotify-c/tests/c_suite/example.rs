@@ -1,13 +1,13 @@
 //! The echo server example, built with the same flags as the tests and run with a small load.
 
-use crate::support::{cc, compile, run, C_WARNINGS};
+use crate::support::{cc, compile_once, run, C_WARNINGS};
 use std::process::Command;
 use std::time::Duration;
 
 fn echo_server() -> std::path::PathBuf {
     let mut flags = vec!["-std=c99", "-O2"];
     flags.extend_from_slice(C_WARNINGS);
-    compile("echo_server", &cc(), &flags, &["examples/echo_server.c"])
+    compile_once("echo_server", &cc(), &flags, &["examples/echo_server.c"])
 }
 
 #[test]

@@ -146,18 +146,24 @@ pub fn compile(name: &str, compiler: &str, flags: &[&str], sources: &[&str]) -> 
     exe
 }
 
-/// A C test program (`tests/c/<name>.c` + the harness), compiled once per test process.
-pub fn c_program(name: &str) -> PathBuf {
+/// Like [`compile`], but once per test process for each `name` (tests run in parallel, and
+/// rewriting an executable another test is running fails with ETXTBSY).
+pub fn compile_once(name: &str, compiler: &str, flags: &[&str], sources: &[&str]) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
     let mut built = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-    built
-        .entry(name.to_string())
-        .or_insert_with(|| {
-            let mut flags = vec!["-std=c99"];
-            flags.extend_from_slice(C_WARNINGS);
-            compile(name, &cc(), &flags, &["tests/c/harness.c", &format!("tests/c/{name}.c")])
-        })
-        .clone()
+    if let Some(p) = built.get(name) {
+        return p.clone();
+    }
+    let p = compile(name, compiler, flags, sources);
+    built.insert(name.to_string(), p.clone());
+    p
+}
+
+/// A C test program (`tests/c/<name>.c` + the harness), compiled once per test process.
+pub fn c_program(name: &str) -> PathBuf {
+    let mut flags = vec!["-std=c99"];
+    flags.extend_from_slice(C_WARNINGS);
+    compile_once(name, &cc(), &flags, &["tests/c/harness.c", &format!("tests/c/{name}.c")])
 }
 
 /// The case names a C test program lists (`prog --list`).
