@@ -58,8 +58,16 @@ fn header_from_cxx17() {
 #[test]
 fn header_alone_extra_warnings() {
     let strict = [
-        "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wconversion", "-Wsign-conversion", "-Wshadow",
-        "-Wundef", "-Wcast-qual", "-Wredundant-decls",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-pedantic",
+        "-Wconversion",
+        "-Wsign-conversion",
+        "-Wshadow",
+        "-Wundef",
+        "-Wcast-qual",
+        "-Wredundant-decls",
     ];
     let header = include_dir().join("socknotify.h");
     for (compiler, lang, std, extra) in [
@@ -89,8 +97,10 @@ fn every_declaration_is_documented() {
         let t = line.trim_start();
         let name = if let Some(r) = t.strip_prefix("#define ") {
             r.split(|c: char| c.is_whitespace() || c == '(').next().unwrap_or("").to_string()
-        } else if t.starts_with("typedef ") || (t.contains('(') && (t.contains("WINAPI") || t.contains("WSAAPI")))
-            || t.starts_with("static inline") || t.starts_with("UINT32 socknotify_")
+        } else if t.starts_with("typedef ")
+            || (t.contains('(') && (t.contains("WINAPI") || t.contains("WSAAPI")))
+            || t.starts_with("static inline")
+            || t.starts_with("UINT32 socknotify_")
         {
             t.to_string()
         } else {
@@ -111,7 +121,10 @@ fn every_declaration_is_documented() {
             }
             j -= 1;
             let p = lines[j].trim();
-            if p.is_empty() || is_conditional(p) || (t.starts_with("#define ") && p.starts_with(&format!("#define {name}"))) {
+            if p.is_empty()
+                || is_conditional(p)
+                || (t.starts_with("#define ") && p.starts_with(&format!("#define {name}")))
+            {
                 continue;
             }
             break p.ends_with("*/");

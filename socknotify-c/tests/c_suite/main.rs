@@ -4,9 +4,9 @@
 
 mod support;
 
+mod example;
 mod header;
 mod install;
-mod example;
 
 use support::{check_listed, run_case};
 
