@@ -2,11 +2,20 @@
 //! for socknotify that includes dequeuing the N REMOVE packets, which the API requires before
 //! a socket may be registered again.
 
-use crate::ready::{remove_all, Mech, Timed, BATCH};
-use crate::util::{ctx, Pairs, Res};
+use crate::ready::{remove_all, Mech, BATCH};
+use crate::util::{ctx, Pairs, Res, Stopwatch};
 use socknotify::{Completion, CompletionPort, Events, Registration, Trigger};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+/// One timed run.
+#[derive(Clone, Copy, Debug)]
+pub struct Timed {
+    /// Nanoseconds for all the sockets.
+    pub ns: u64,
+    /// System calls socknotify made meanwhile.
+    pub sn_syscalls: u64,
+}
 
 /// Nanoseconds (and socknotify system calls) to register and remove every server socket of
 /// `pairs` (the baseline is 0).
@@ -35,7 +44,7 @@ fn epoll(srv: &[RawFd]) -> Res<u64> {
     }
     // SAFETY: fd is ours.
     let ep = unsafe { OwnedFd::from_raw_fd(fd) };
-    let t0 = Instant::now();
+    let t0 = Stopwatch::start();
     for (i, &s) in srv.iter().enumerate() {
         let mut ev = libc::epoll_event { events: (libc::EPOLLIN | libc::EPOLLONESHOT) as u32, u64: i as u64 };
         // SAFETY: valid event struct and open descriptors.
@@ -49,12 +58,12 @@ fn epoll(srv: &[RawFd]) -> Res<u64> {
             return Err(format!("EPOLL_CTL_DEL: {}", std::io::Error::last_os_error()));
         }
     }
-    Ok(t0.elapsed().as_nanos() as u64)
+    Ok(t0.ns())
 }
 
 fn mio_(srv: &[RawFd]) -> Res<u64> {
     let poll = ctx(mio::Poll::new(), "mio::Poll::new")?;
-    let t0 = Instant::now();
+    let t0 = Stopwatch::start();
     for (i, s) in srv.iter().enumerate() {
         ctx(
             poll.registry().register(&mut mio::unix::SourceFd(s), mio::Token(i), mio::Interest::READABLE),
@@ -64,12 +73,12 @@ fn mio_(srv: &[RawFd]) -> Res<u64> {
     for s in srv {
         ctx(poll.registry().deregister(&mut mio::unix::SourceFd(s)), "mio deregister")?;
     }
-    Ok(t0.elapsed().as_nanos() as u64)
+    Ok(t0.ns())
 }
 
 fn polling_(srv: &[RawFd]) -> Res<u64> {
     let poller = ctx(polling::Poller::new(), "polling::Poller::new")?;
-    let t0 = Instant::now();
+    let t0 = Stopwatch::start();
     for (i, &s) in srv.iter().enumerate() {
         // SAFETY: deleted below while still open.
         ctx(unsafe { poller.add(s, polling::Event::readable(i)) }, "polling add")?;
@@ -79,13 +88,13 @@ fn polling_(srv: &[RawFd]) -> Res<u64> {
         let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(s) };
         ctx(poller.delete(fd), "polling delete")?;
     }
-    Ok(t0.elapsed().as_nanos() as u64)
+    Ok(t0.ns())
 }
 
 fn socknotify_(srv: &[OwnedFd]) -> Res<u64> {
     let port = ctx(CompletionPort::new(), "CompletionPort::new")?;
     let mut out = vec![Completion::default(); BATCH];
-    let t0 = Instant::now();
+    let t0 = Stopwatch::start();
     let mut regs: Vec<Registration<'_>> = Vec::with_capacity(BATCH);
     for (base, chunk) in srv.chunks(BATCH).enumerate() {
         regs.clear();
@@ -104,7 +113,7 @@ fn socknotify_(srv: &[OwnedFd]) -> Res<u64> {
         }
     }
     let other = remove_all(&port, srv, &mut out)?;
-    let dt = t0.elapsed().as_nanos() as u64;
+    let dt = t0.ns();
     port.close();
     if other != 0 {
         return Err(format!("{other} readiness packet(s) for idle sockets (expected none)"));

@@ -25,7 +25,7 @@ mod util;
 use ready::{Mech, Mode};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use util::{fmt_ns, group, guarded, median, PairKind, Pairs, Plan};
+use util::{fmt_ns, group, guarded, PairKind, Pairs, Plan};
 
 const SCENARIOS: [&str; 4] = ["rearm", "burst", "churn", "postwake"];
 
@@ -40,7 +40,7 @@ struct Opts {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: socknotify-bench [--quick] [--markdown] [--tcp] [--reps N] [--batch N] \
+        "usage: socknotify-bench [--quick] [--markdown] [--tcp] [--reps N] [--batch N] [--wall] \
          [--mech epoll,mio,polling,socknotify] [{}]...",
         SCENARIOS.join("|")
     );
@@ -62,6 +62,7 @@ fn parse_args() -> Opts {
             "--quick" => o.quick = true,
             "--markdown" => o.markdown = true,
             "--tcp" => o.kind = PairKind::Tcp,
+            "--wall" => util::set_wall_clock(true),
             "--batch" => ready::set_out_len(
                 args.next().and_then(|v| v.parse().ok()).filter(|&v| v > 0).unwrap_or_else(|| usage()),
             ),
@@ -117,26 +118,27 @@ fn start_watchdog(limit: Duration) {
 
 // --- results ------------------------------------------------------------------------------------
 
-/// One table row: per mechanism, the timed totals (ns) of each repetition, or an error.
+/// One table row: per mechanism, samples of ns per unit (one per timed slice or run), or an
+/// error.
 struct Row {
     scenario: &'static str,
     n: usize,
     k: usize,
-    /// Notifications (or sockets, for churn) per timed run.
+    /// Notifications (or sockets, for churn) timed per mechanism and repetition.
     units: u64,
-    samples: Vec<Vec<u64>>,
-    /// socknotify's system calls per run.
-    sn_syscalls: Vec<u64>,
+    samples: Vec<Vec<f64>>,
+    /// socknotify's system calls per unit, per sample.
+    sn_syscalls: Vec<f64>,
     errors: Vec<Option<String>>,
 }
 
 impl Row {
-    fn new(scenario: &'static str, n: usize, k: usize, units: u64) -> Row {
+    fn new(scenario: &'static str, n: usize, k: usize) -> Row {
         Row {
             scenario,
             n,
             k,
-            units,
+            units: 0,
             samples: vec![Vec::new(); Mech::ALL.len()],
             sn_syscalls: Vec::new(),
             errors: vec![None; Mech::ALL.len()],
@@ -145,12 +147,15 @@ impl Row {
     fn failed(&self, m: Mech) -> bool {
         self.errors[m as usize].is_some()
     }
-    fn record(&mut self, m: Mech, r: Result<ready::Timed, String>) {
+    fn record(&mut self, m: Mech, r: Result<Vec<ready::Sample>, String>, units: u64) {
         match r {
-            Ok(t) => {
-                self.samples[m as usize].push(t.ns);
-                if m == Mech::Socknotify {
-                    self.sn_syscalls.push(t.sn_syscalls);
+            Ok(v) => {
+                self.units = units;
+                for s in v {
+                    self.samples[m as usize].push(s.ns);
+                    if m == Mech::Socknotify {
+                        self.sn_syscalls.push(s.sn_syscalls);
+                    }
                 }
             }
             Err(e) => {
@@ -164,19 +169,30 @@ impl Row {
         if self.failed(m) || self.samples[m as usize].is_empty() {
             return None;
         }
-        let mut v = self.samples[m as usize].clone();
-        Some(median(&mut v) as f64 / self.units as f64)
+        Some(fmedian(&self.samples[m as usize]))
     }
     /// socknotify's median system calls per unit.
     fn sn_syscalls_per_unit(&self) -> Option<f64> {
         if self.sn_syscalls.is_empty() || self.failed(Mech::Socknotify) {
             return None;
         }
-        let mut v = self.sn_syscalls.clone();
-        Some(median(&mut v) as f64 / self.units as f64)
+        Some(fmedian(&self.sn_syscalls))
     }
     fn overhead(&self, m: Mech) -> Option<f64> {
         Some(self.per_unit(m)? - self.per_unit(Mech::Baseline).unwrap_or(0.0))
+    }
+}
+
+fn fmedian(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
 
@@ -189,30 +205,64 @@ fn rotated(mechs: &[Mech], rep: usize) -> Vec<Mech> {
 
 // --- scenarios ----------------------------------------------------------------------------------
 
-fn scen_rearm(o: &Opts, rows: &mut Vec<Row>) {
-    let (n, k, rounds) = if o.quick { (1000, 64, 200) } else { (1000, 64, 2000) };
-    let plan = Plan::new(n, k, rounds, rounds / 10, 0x9e37_79b9_7f4a_7c15);
-    let mut row = Row::new("rearm", n, k, (rounds * k) as u64);
+/// Slices per plan and repetition when all mechanisms run side by side.
+const SLICES: usize = 10;
+
+/// Runs `plans` for every mechanism of `o.mechs` over `n` fresh pairs each, `o.reps` times,
+/// recording into `rows` (one per plan). When every mechanism's pairs fit under the
+/// descriptor limit at once, the mechanisms run side by side, taking turns slice by slice;
+/// otherwise one at a time, the order rotating every repetition.
+fn run_ready(o: &Opts, name: &str, mode: Mode, n: usize, plans: &[Plan], rows: &mut [Row], max_pairs: usize) {
+    let side_by_side = n * o.mechs.len() <= max_pairs;
     for rep in 0..o.reps {
-        for m in rotated(&o.mechs, rep) {
-            if row.failed(m) {
-                continue;
+        let live: Vec<Mech> = o.mechs.iter().copied().filter(|&m| !rows[0].failed(m)).collect();
+        if live.is_empty() {
+            return;
+        }
+        let groups: Vec<Vec<Mech>> =
+            if side_by_side { vec![live.clone()] } else { rotated(&live, rep).into_iter().map(|m| vec![m]).collect() };
+        for group in groups {
+            let names: Vec<&str> = group.iter().map(|m| m.name()).collect();
+            stage(format!("{name} N={n} rep {}/{} {}", rep + 1, o.reps, names.join(",")));
+            let pairs: Vec<Result<Pairs, String>> = group.iter().map(|_| Pairs::new(o.kind, n)).collect();
+            if let Some(Err(e)) = pairs.iter().find(|p| p.is_err()) {
+                eprintln!("error: cannot create {n} socket pairs: {e}");
+                std::process::exit(1);
             }
-            stage(format!("rearm rep {}/{} {}", rep + 1, o.reps, m.name()));
-            let r = guarded(|| {
-                let pairs = Pairs::new(o.kind, n)?;
-                Ok(ready::run(m, Mode::Oneshot, &pairs, std::slice::from_ref(&plan))?[0])
-            });
-            row.record(m, r);
+            let pairs: Vec<Pairs> = pairs.into_iter().map(|p| p.unwrap()).collect();
+            let lanes: Vec<(Mech, &Pairs)> = group.iter().copied().zip(pairs.iter()).collect();
+            let slices = if side_by_side { SLICES } else { SLICES / 2 };
+            let results = ready::run_lanes(&lanes, mode, plans, slices, rep);
+            for (&m, res) in group.iter().zip(results) {
+                match res {
+                    Ok(per_plan) => {
+                        for ((row, plan), v) in rows.iter_mut().zip(plans).zip(per_plan) {
+                            row.record(m, Ok(v), (plan.rounds * plan.k) as u64);
+                        }
+                    }
+                    Err(e) => {
+                        for (row, plan) in rows.iter_mut().zip(plans) {
+                            row.record(m, Err(e.clone()), (plan.rounds * plan.k) as u64);
+                        }
+                    }
+                }
+            }
         }
     }
-    rows.push(row);
+}
+
+fn scen_rearm(o: &Opts, rows: &mut Vec<Row>, max_pairs: usize) {
+    let (n, k, rounds) = if o.quick { (1000, 64, 200) } else { (1000, 64, 2000) };
+    let plan = Plan::new(n, k, rounds, rounds / 10, 0x9e37_79b9_7f4a_7c15);
+    let mut new = vec![Row::new("rearm", n, k)];
+    run_ready(o, "rearm", Mode::Oneshot, n, std::slice::from_ref(&plan), &mut new, max_pairs);
+    rows.extend(new);
 }
 
 fn scen_burst(o: &Opts, rows: &mut Vec<Row>, max_pairs: usize) {
     let ns: Vec<usize> = if o.quick { vec![1000] } else { vec![1000, 5000, max_pairs] };
     let ks: Vec<usize> = if o.quick { vec![1, 64] } else { vec![1, 64, 1024] };
-    let budget = if o.quick { 4096 } else { 65536 };
+    let budget = if o.quick { 4096 } else { 32768 };
     for &n in &ns {
         if n == 0 || n > max_pairs {
             continue;
@@ -221,45 +271,20 @@ fn scen_burst(o: &Opts, rows: &mut Vec<Row>, max_pairs: usize) {
             .iter()
             .filter(|&&k| k <= n)
             .map(|&k| {
-                let rounds = (budget / k).clamp(16, 8000);
+                let rounds = (budget / k).clamp(20, 4000);
                 Plan::new(n, k, rounds, (rounds / 10).max(2), 0x2545_f491_4f6c_dd1d ^ k as u64)
             })
             .collect();
-        let first = rows.len();
-        for p in &plans {
-            rows.push(Row::new("burst", n, p.k, (p.rounds * p.k) as u64));
-        }
-        for rep in 0..o.reps {
-            for m in rotated(&o.mechs, rep) {
-                if rows[first].failed(m) {
-                    continue;
-                }
-                stage(format!("burst N={n} rep {}/{} {}", rep + 1, o.reps, m.name()));
-                let r = guarded(|| {
-                    let pairs = Pairs::new(o.kind, n)?;
-                    ready::run(m, Mode::Level, &pairs, &plans)
-                });
-                match r {
-                    Ok(v) => {
-                        for (j, t) in v.into_iter().enumerate() {
-                            rows[first + j].record(m, Ok(t));
-                        }
-                    }
-                    Err(e) => {
-                        for row in &mut rows[first..] {
-                            row.record(m, Err(e.clone()));
-                        }
-                    }
-                }
-            }
-        }
+        let mut new: Vec<Row> = plans.iter().map(|p| Row::new("burst", n, p.k)).collect();
+        run_ready(o, "burst", Mode::Level, n, &plans, &mut new, max_pairs);
+        rows.extend(new);
     }
 }
 
 fn scen_churn(o: &Opts, rows: &mut Vec<Row>, max_pairs: usize) {
     let ns: Vec<usize> = if o.quick { vec![1000] } else { vec![1000, max_pairs] };
     for n in ns {
-        let mut row = Row::new("churn", n, 0, n as u64);
+        let mut row = Row::new("churn", n, 0);
         for rep in 0..o.reps {
             for m in rotated(&o.mechs, rep) {
                 if m == Mech::Baseline || row.failed(m) {
@@ -269,8 +294,11 @@ fn scen_churn(o: &Opts, rows: &mut Vec<Row>, max_pairs: usize) {
                 let r = guarded(|| {
                     let pairs = Pairs::new(o.kind, n)?;
                     churn::run(m, &pairs)
+                })
+                .map(|t| {
+                    vec![ready::Sample { ns: t.ns as f64 / n as f64, sn_syscalls: t.sn_syscalls as f64 / n as f64 }]
                 });
-                row.record(m, r);
+                row.record(m, r, n as u64);
             }
         }
         rows.push(row);
@@ -541,7 +569,7 @@ fn main() {
     let mut wake = Vec::new();
     for s in &o.scenarios {
         match s.as_str() {
-            "rearm" => scen_rearm(&o, &mut rows),
+            "rearm" => scen_rearm(&o, &mut rows, max_pairs),
             "burst" => scen_burst(&o, &mut rows, max_pairs),
             "churn" => scen_churn(&o, &mut rows, max_pairs),
             "postwake" => wake = scen_postwake(&o),
@@ -563,9 +591,15 @@ fn main() {
         "Median of {} repetitions per cell, mechanisms alternating; rearm = oneshot + re-arm per event \
          (socknotify: LEVEL_ONESHOT re-enabled in the next process call), burst = persistent level \
          registrations (mio is edge-triggered: it has no level mode); every mechanism collects \
-         into a buffer of {} entries.",
+         into a buffer of {} entries. Timed with {}.",
         o.reps,
-        ready::out_len()
+        ready::out_len(),
+        if util::wall_clock() {
+            "wall-clock time"
+        } else {
+            "the thread's CPU time (user + kernel; rearm, burst and churn run on one thread and never \
+             block), so other processes' load does not count; --wall for wall-clock time"
+        }
     );
     print_ready(&rows, &o.mechs);
     print_wake(&wake);
@@ -603,8 +637,20 @@ mod tests {
     fn check(mech: Mech, mode: Mode, n: usize, k: usize) {
         let pairs = Pairs::new(PairKind::Unix, n).unwrap();
         let plans = [Plan::new(n, k, 40, 4, 7), Plan::new(n, 1, 40, 4, 9)];
-        let t = ready::run(mech, mode, &pairs, &plans).unwrap_or_else(|e| panic!("{} {mode:?}: {e}", mech.name()));
+        let mut r = ready::run_lanes(&[(mech, &pairs)], mode, &plans, 3, 0);
+        let t = r.pop().unwrap().unwrap_or_else(|e| panic!("{} {mode:?}: {e}", mech.name()));
         assert_eq!(t.len(), 2);
+        assert!(t.iter().all(|slices| slices.len() == 3));
+    }
+
+    #[test]
+    fn lanes_side_by_side() {
+        let a = Pairs::new(PairKind::Unix, 100).unwrap();
+        let b = Pairs::new(PairKind::Unix, 100).unwrap();
+        let plans = [Plan::new(100, 8, 20, 2, 5)];
+        for r in ready::run_lanes(&[(Mech::Baseline, &a), (Mech::Epoll, &b)], Mode::Oneshot, &plans, 4, 1) {
+            assert_eq!(r.unwrap()[0].len(), 4);
+        }
     }
 
     #[test]

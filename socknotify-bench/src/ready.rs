@@ -5,7 +5,7 @@
 //! `write` on the peer and one `read` on the registered side per notification) plus its own
 //! waits and re-arms, so `time(mechanism) - time(baseline)` is the mechanism's overhead.
 
-use crate::util::{ctx, read_one, write_one, Expect, Pairs, Plan, Res, WAIT};
+use crate::util::{ctx, guarded, read_one, write_one, Expect, Pairs, Plan, Res, Stopwatch, WAIT};
 use socknotify::{Completion, CompletionPort, Events, Registration, Trigger};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
@@ -60,9 +60,10 @@ pub fn set_out_len(n: usize) {
 
 /// One registered mechanism over one set of pairs.
 trait Collector {
-    /// Waits for the round's pending notifications, reading each socket's byte (and re-arming).
-    fn collect(&mut self, exp: &mut Expect) -> Res<()>;
-    /// Applies what is still deferred (socknotify's last re-enables). Part of the timed work.
+    /// Waits for the round's pending notifications (the sockets of `chosen` were just made
+    /// readable), reading each socket's byte (and re-arming).
+    fn collect(&mut self, exp: &mut Expect, chosen: &[u32]) -> Res<()>;
+    /// Applies what is still deferred (socknotify's last re-enables).
     fn finish(&mut self) -> Res<()> {
         Ok(())
     }
@@ -74,97 +75,168 @@ trait Collector {
     }
 }
 
-/// One timed run of one plan.
+/// One timed slice of rounds.
 #[derive(Clone, Copy, Debug)]
-pub struct Timed {
-    /// Nanoseconds over the plan's timed rounds.
-    pub ns: u64,
-    /// System calls socknotify made meanwhile (`CompletionPort::syscalls`; 0 for the others).
-    pub sn_syscalls: u64,
+pub struct Sample {
+    /// Nanoseconds per notification.
+    pub ns: f64,
+    /// System calls socknotify made per notification (`CompletionPort::syscalls`; 0 for others).
+    pub sn_syscalls: f64,
 }
 
-/// Timed totals of one run: one per plan (K value).
-pub fn run(mech: Mech, mode: Mode, pairs: &Pairs, plans: &[Plan]) -> Res<Vec<Timed>> {
-    let srv: Vec<RawFd> = pairs.servers.iter().map(|s| s.as_raw_fd()).collect();
-    let peers: Vec<RawFd> = pairs.peers.iter().map(|s| s.as_raw_fd()).collect();
-    match mech {
-        Mech::Baseline => run_baseline(&srv, &peers, plans),
-        Mech::Epoll => drive(EpollC::new(&srv, mode)?, &peers, plans),
-        Mech::Mio => drive(MioC::new(&srv, mode)?, &peers, plans),
-        Mech::Polling => drive(PollingC::new(&srv, mode)?, &peers, plans),
-        Mech::Socknotify => drive(SnC::new(&pairs.servers, mode)?, &peers, plans),
+/// What one lane produced: per plan, its slices; or why it failed.
+pub type LaneResult = Res<Vec<Vec<Sample>>>;
+
+fn collector<'a>(mech: Mech, mode: Mode, srv: &'a [RawFd], pairs: &'a Pairs) -> Res<Box<dyn Collector + 'a>> {
+    Ok(match mech {
+        Mech::Baseline => Box::new(BaselineC { srv }),
+        Mech::Epoll => Box::new(EpollC::new(srv, mode)?),
+        Mech::Mio => Box::new(MioC::new(srv, mode)?),
+        Mech::Polling => Box::new(PollingC::new(srv, mode)?),
+        Mech::Socknotify => Box::new(SnC::new(&pairs.servers, mode)?),
+    })
+}
+
+/// A mechanism registered over its own pairs, with its own expectations.
+struct Lane<'a> {
+    c: Option<Box<dyn Collector + 'a>>,
+    peers: Vec<RawFd>,
+    exp: Expect,
+    out: LaneResult,
+}
+
+impl Lane<'_> {
+    fn ok(&self) -> bool {
+        self.c.is_some() && self.out.is_ok()
+    }
+    fn fail(&mut self, e: String) {
+        if self.out.is_ok() {
+            self.out = Err(e);
+        }
+    }
+    /// Runs `f` on the collector, turning an error or a panic into the lane's failure.
+    fn step(&mut self, f: impl FnOnce(&mut dyn Collector, &mut Expect, &[RawFd]) -> Res<()>) {
+        if !self.ok() {
+            return;
+        }
+        let c = self.c.as_mut().unwrap().as_mut();
+        let (exp, peers) = (&mut self.exp, &self.peers[..]);
+        if let Err(e) = guarded(|| f(c, exp, peers)) {
+            self.fail(e);
+        }
     }
 }
 
-fn drive<C: Collector>(mut c: C, peers: &[RawFd], plans: &[Plan]) -> Res<Vec<Timed>> {
-    let out = drive_inner(&mut c, peers, plans);
-    let td = c.teardown();
-    let out = out?;
-    td?;
-    Ok(out)
-}
-
-fn drive_inner<C: Collector>(c: &mut C, peers: &[RawFd], plans: &[Plan]) -> Res<Vec<Timed>> {
-    let mut exp = Expect::new(peers.len());
-    let mut totals = Vec::with_capacity(plans.len());
+/// Runs every plan on every lane (one mechanism over its own pairs each). The lanes take
+/// turns slice by slice, in an order that rotates every slice (starting at `rot`), so that
+/// background load on a shared machine hits them alike; each plan's timed rounds are cut
+/// into `slices` slices, and each slice gives one sample per lane.
+pub fn run_lanes(lanes: &[(Mech, &Pairs)], mode: Mode, plans: &[Plan], slices: usize, rot: usize) -> Vec<LaneResult> {
+    let fds: Vec<(Vec<RawFd>, Vec<RawFd>)> = lanes
+        .iter()
+        .map(|(_, p)| {
+            (p.servers.iter().map(|s| s.as_raw_fd()).collect(), p.peers.iter().map(|s| s.as_raw_fd()).collect())
+        })
+        .collect();
+    let mut ls: Vec<Lane<'_>> = lanes
+        .iter()
+        .zip(&fds)
+        .map(|(&(mech, pairs), (srv, peers))| {
+            let (c, out) = match guarded(|| collector(mech, mode, srv, pairs)) {
+                Ok(c) => (Some(c), Ok(Vec::new())),
+                Err(e) => (None, Err(e)),
+            };
+            Lane { c, peers: peers.clone(), exp: Expect::new(peers.len()), out }
+        })
+        .collect();
+    let n = ls.len();
     for plan in plans {
+        for l in ls.iter_mut() {
+            if let Ok(v) = &mut l.out {
+                v.push(Vec::with_capacity(slices));
+            }
+        }
         for r in 0..plan.warmup {
-            one_round(c, peers, &mut exp, plan.round(r))?;
+            for l in ls.iter_mut() {
+                l.step(|c, exp, peers| one_round(c, peers, exp, plan.round(r)));
+            }
         }
-        c.finish()?;
-        let s0 = CompletionPort::syscalls();
-        let t0 = Instant::now();
-        for r in plan.warmup..plan.warmup + plan.rounds {
-            one_round(c, peers, &mut exp, plan.round(r))?;
+        let per = plan.rounds.div_ceil(slices.max(1));
+        let mut r0 = plan.warmup;
+        let end = plan.warmup + plan.rounds;
+        let mut s = 0;
+        while r0 < end {
+            let r1 = (r0 + per).min(end);
+            for j in 0..n {
+                let l = &mut ls[(j + s + rot) % n];
+                let mut sample = None;
+                l.step(|c, exp, peers| {
+                    let s0 = CompletionPort::syscalls();
+                    let t0 = Stopwatch::start();
+                    for r in r0..r1 {
+                        one_round(c, peers, exp, plan.round(r))?;
+                    }
+                    let ns = t0.ns();
+                    let units = ((r1 - r0) * plan.k) as f64;
+                    let sys = (CompletionPort::syscalls() - s0) as f64;
+                    sample = Some(Sample { ns: ns as f64 / units, sn_syscalls: sys / units });
+                    Ok(())
+                });
+                if let (Some(smp), Ok(v)) = (sample, &mut l.out) {
+                    v.last_mut().unwrap().push(smp);
+                }
+            }
+            r0 = r1;
+            s += 1;
         }
-        c.finish()?;
-        let ns = t0.elapsed().as_nanos() as u64;
-        totals.push(Timed { ns, sn_syscalls: CompletionPort::syscalls() - s0 });
-        let extra = c.leftovers()?;
-        if extra != 0 {
-            return Err(format!("{extra} spurious notification(s) after the last round (K = {})", plan.k));
+        for l in ls.iter_mut() {
+            let k = plan.k;
+            l.step(|c, _, _| {
+                c.finish()?;
+                match c.leftovers()? {
+                    0 => Ok(()),
+                    extra => Err(format!("{extra} spurious notification(s) after the last round (K = {k})")),
+                }
+            });
         }
     }
-    Ok(totals)
+    for l in ls.iter_mut() {
+        if let Some(c) = l.c.as_mut() {
+            if let Err(e) = guarded(|| c.teardown()) {
+                l.fail(format!("teardown: {e}"));
+            }
+        }
+    }
+    ls.into_iter().map(|l| l.out).collect()
 }
 
 #[inline]
-fn one_round<C: Collector>(c: &mut C, peers: &[RawFd], exp: &mut Expect, chosen: &[u32]) -> Res<()> {
+fn one_round(c: &mut dyn Collector, peers: &[RawFd], exp: &mut Expect, chosen: &[u32]) -> Res<()> {
     exp.round += 1;
     for &i in chosen {
         write_one(peers[i as usize])?;
         exp.arm(i as usize);
     }
-    c.collect(exp)
+    c.collect(exp, chosen)
 }
 
-fn run_baseline(srv: &[RawFd], peers: &[RawFd], plans: &[Plan]) -> Res<Vec<Timed>> {
-    let mut exp = Expect::new(peers.len());
-    let mut totals = Vec::with_capacity(plans.len());
-    let round = |exp: &mut Expect, chosen: &[u32]| -> Res<()> {
-        exp.round += 1;
-        for &i in chosen {
-            write_one(peers[i as usize])?;
-            exp.arm(i as usize);
-        }
+/// No mechanism: the same writes, then the reads of the sockets known to be readable.
+struct BaselineC<'a> {
+    srv: &'a [RawFd],
+}
+
+impl Collector for BaselineC<'_> {
+    fn collect(&mut self, exp: &mut Expect, chosen: &[u32]) -> Res<()> {
         for &i in chosen {
             let i = i as usize;
             exp.take(i)?;
-            read_one(srv[i], i)?;
+            read_one(self.srv[i], i)?;
         }
         Ok(())
-    };
-    for plan in plans {
-        for r in 0..plan.warmup {
-            round(&mut exp, plan.round(r))?;
-        }
-        let t0 = Instant::now();
-        for r in plan.warmup..plan.warmup + plan.rounds {
-            round(&mut exp, plan.round(r))?;
-        }
-        totals.push(Timed { ns: t0.elapsed().as_nanos() as u64, sn_syscalls: 0 });
     }
-    Ok(totals)
+    fn leftovers(&mut self) -> Res<usize> {
+        Ok(0)
+    }
 }
 
 fn missing(exp: &Expect, what: &str) -> String {
@@ -233,7 +305,7 @@ fn epoll_ctl(ep: RawFd, op: libc::c_int, fd: RawFd, key: usize, oneshot: bool) -
 }
 
 impl Collector for EpollC<'_> {
-    fn collect(&mut self, exp: &mut Expect) -> Res<()> {
+    fn collect(&mut self, exp: &mut Expect, _: &[u32]) -> Res<()> {
         while exp.pending > 0 {
             let n = self.wait(WAIT.as_millis() as i32)?;
             if n == 0 {
@@ -279,7 +351,7 @@ impl<'a> MioC<'a> {
 }
 
 impl Collector for MioC<'_> {
-    fn collect(&mut self, exp: &mut Expect) -> Res<()> {
+    fn collect(&mut self, exp: &mut Expect, _: &[u32]) -> Res<()> {
         while exp.pending > 0 {
             ctx(self.poll.poll(&mut self.events, Some(WAIT)), "mio poll")?;
             if self.events.is_empty() {
@@ -337,7 +409,7 @@ impl<'a> PollingC<'a> {
 }
 
 impl Collector for PollingC<'_> {
-    fn collect(&mut self, exp: &mut Expect) -> Res<()> {
+    fn collect(&mut self, exp: &mut Expect, _: &[u32]) -> Res<()> {
         while exp.pending > 0 {
             self.events.clear();
             ctx(self.poller.wait(&mut self.events, Some(WAIT)), "polling wait")?;
@@ -427,7 +499,7 @@ fn check_results(regs: &[Registration<'_>], what: &str) -> Res<()> {
 }
 
 impl<'a> Collector for SnC<'a> {
-    fn collect(&mut self, exp: &mut Expect) -> Res<()> {
+    fn collect(&mut self, exp: &mut Expect, _: &[u32]) -> Res<()> {
         let oneshot = self.trigger.is_oneshot();
         let srv: &'a [OwnedFd] = self.srv;
         while exp.pending > 0 {
