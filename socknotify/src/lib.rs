@@ -54,5 +54,5 @@ pub mod winsock;
 
 pub use error::{Error, RegistrationError};
 pub use events::{Events, Trigger};
-pub use port::{close_socket, forget_registration_raw, Builder, CompletionPort};
+pub use port::{close_socket, forget_registration_raw, Backend, Builder, CompletionPort};
 pub use types::{Completion, Operation, Registration};

@@ -255,7 +255,7 @@ impl Machine {
 
     /// Makes room for `regs` new registrations and `packets` more packets, or fails
     /// without changing anything (decision D4: out of memory → `WSAENOBUFS`).
-        pub fn reserve(&mut self, regs: usize, packets: usize) -> Result<(), std::collections::TryReserveError> {
+    pub fn reserve(&mut self, regs: usize, packets: usize) -> Result<(), std::collections::TryReserveError> {
         self.regs.try_reserve(regs)?;
         self.generations.try_reserve(regs)?;
         self.fifo.try_reserve(packets + regs)
@@ -390,7 +390,7 @@ impl Machine {
         claims: &mut impl Claims,
     ) -> Result<(), RegistrationError> {
         use crate::winsock::{SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_OP_REMOVE};
-                let (cookie, kind) = kernel.socket_info(fd)?;
+        let (cookie, kind) = kernel.socket_info(fd)?;
         if !flags_ok {
             return Err(RegistrationError::InvalidArgument);
         }

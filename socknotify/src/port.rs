@@ -27,6 +27,36 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Debug, Default)]
 pub struct Builder {
     concurrency: u32,
+    backend: Backend,
+}
+
+/// How a port talks to the kernel.
+///
+/// Both keep every registered socket in the port's epoll instance. With io_uring, the thread
+/// that is about to wait applies its batch's re-arms and waits in one system call
+/// (`EPOLL_CTL_MOD`s chained to `IORING_OP_EPOLL_WAIT`); with plain epoll that takes one
+/// `epoll_ctl` per re-arm plus the `epoll_wait`.
+///
+/// [`Backend::Auto`] (the default) takes io_uring when the kernel offers it and falls back to
+/// epoll when it does not (io_uring missing, disabled by `kernel.io_uring_disabled`, or
+/// refused by a seccomp filter). The environment variable `SOCKNOTIFY_BACKEND` (`epoll` or
+/// `io_uring`) overrides `Auto`, so that a whole test suite can run on either path.
+///
+/// ```
+/// use socknotify::{Backend, CompletionPort};
+/// let port = CompletionPort::builder().backend(Backend::Epoll).build()?;
+/// assert_eq!(port.backend(), Backend::Epoll);
+/// # Ok::<(), socknotify::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// io_uring if available, else epoll (or what `SOCKNOTIFY_BACKEND` says).
+    #[default]
+    Auto,
+    /// Plain epoll system calls.
+    Epoll,
+    /// epoll operations carried by io_uring; building the port fails if io_uring is unavailable.
+    IoUring,
 }
 
 impl Builder {
@@ -40,6 +70,19 @@ impl Builder {
     /// ```
     pub fn concurrency(mut self, n: u32) -> Self {
         self.concurrency = n;
+        self
+    }
+
+    /// Which kernel interface the port uses (see [`Backend`]).
+    ///
+    /// ```
+    /// use socknotify::{Backend, CompletionPort};
+    /// let port = CompletionPort::builder().backend(Backend::Auto).build()?;
+    /// assert_ne!(port.backend(), Backend::Auto); // resolved at creation
+    /// # Ok::<(), socknotify::Error>(())
+    /// ```
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
         self
     }
 
@@ -58,10 +101,13 @@ impl Builder {
             0 => sys::processors(),
             n => n,
         };
+        let ring = open_ring(self.backend)?;
         let inner = Arc::new(Inner {
             id: NEXT_PORT.fetch_add(1, Ordering::Relaxed),
             epfd,
             wakefd,
+            ring: ring.map(std::sync::Mutex::new),
+            ring_broken: std::sync::atomic::AtomicBool::new(false),
             concurrency: concurrency as usize,
             state: Mutex::new(State {
                 closed: false,
@@ -76,6 +122,31 @@ impl Builder {
     }
 }
 
+/// Resolves the backend and opens a ring when it is io_uring.
+fn open_ring(backend: Backend) -> Result<Option<sys::Ring>, Error> {
+    let backend = match backend {
+        Backend::Auto => match std::env::var("SOCKNOTIFY_BACKEND").as_deref() {
+            Ok("epoll") => Backend::Epoll,
+            Ok("io_uring" | "uring" | "io-uring") => Backend::IoUring,
+            _ => Backend::Auto,
+        },
+        b => b,
+    };
+    if cfg!(loom) {
+        // The loom model covers the waiter protocol; it runs on plain epoll.
+        return Ok(None);
+    }
+    match backend {
+        Backend::Epoll => Ok(None),
+        Backend::IoUring => sys::ring_new().map(Some).map_err(Error::Io),
+        Backend::Auto => Ok(sys::ring_new().ok()),
+    }
+}
+
+fn lock_ring(ring: &std::sync::Mutex<sys::Ring>) -> std::sync::MutexGuard<'_, sys::Ring> {
+    ring.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn raw(fd: &OwnedFd) -> RawFd {
     use std::os::fd::AsRawFd;
     fd.as_raw_fd()
@@ -88,6 +159,10 @@ pub(crate) struct Inner {
     id: u64,
     epfd: OwnedFd,
     wakefd: OwnedFd,
+    /// The io_uring instance, used only by the thread that holds the poller role.
+    ring: Option<std::sync::Mutex<sys::Ring>>,
+    /// The ring failed in a way that leaves it unusable; the port goes on with plain epoll.
+    ring_broken: std::sync::atomic::AtomicBool,
     concurrency: usize,
     state: Mutex<State>,
 }
@@ -118,6 +193,16 @@ struct State {
 /// The kernel as the machine sees it: this port's epoll instance and the `sys` layer.
 struct SysKernel<'a> {
     epfd: &'a OwnedFd,
+    /// When set, `EPOLL_CTL_MOD`s are collected here (tagged with `tag`) instead of being
+    /// made at once: the waiting thread submits them with its wait in one io_uring call.
+    defer: Option<&'a mut Vec<sys::Mod>>,
+    tag: u64,
+}
+
+impl<'a> SysKernel<'a> {
+    fn new(epfd: &'a OwnedFd) -> Self {
+        SysKernel { epfd, defer: None, tag: 0 }
+    }
 }
 
 impl Kernel for SysKernel<'_> {
@@ -133,7 +218,13 @@ impl Kernel for SysKernel<'_> {
         sys::epoll_add(self.epfd, fd, flags, token).is_ok()
     }
     fn modify(&mut self, fd: RawFd, flags: u32, token: u64) -> bool {
-        sys::epoll_mod(self.epfd, fd, flags, token).is_ok()
+        match &mut self.defer {
+            Some(pending) => {
+                pending.push(sys::Mod { fd, flags, token, tag: self.tag });
+                true
+            }
+            None => sys::epoll_mod(self.epfd, fd, flags, token).is_ok(),
+        }
     }
     fn delete(&mut self, fd: RawFd) -> bool {
         sys::epoll_del(self.epfd, fd).is_ok()
@@ -375,6 +466,7 @@ impl CompletionPort {
         }
         let start = Instant::now();
         let inner = &self.inner;
+        let weak = Arc::downgrade(inner);
         // Leaving any port we are running on (D23); this one is left under its lock below.
         let was_running_here = !out.is_empty() && inner.take_association();
         let mut st = inner.lock();
@@ -388,6 +480,14 @@ impl CompletionPort {
             }
             return Err(Error::NoBuffers);
         }
+        // Re-arms may ride on this thread's wait, in one io_uring call, when this thread is
+        // going to be the one that waits in the kernel.
+        let mut deferred = Deferred { mods: Vec::new(), weak: &weak };
+        let defer = inner.ring_usable()
+            && !out.is_empty()
+            && st.poller.is_none()
+            && timeout != Some(Duration::ZERO)
+            && regs.len() <= sys::MAX_RING_MODS;
         let mut enabled = false;
         if !regs.is_empty() {
             let was_live = st.machine.live();
@@ -396,22 +496,13 @@ impl CompletionPort {
                 // re-ENABLE of an edge registration: collect them from the kernel first.
                 inner.harvest(&mut st);
             }
-            let weak = Arc::downgrade(inner);
-            let mut kernel = SysKernel { epfd: &inner.epfd };
-            let mut claims = PortClaims { port: inner.id, owner: &weak };
-            for e in regs.iter_mut() {
-                let code = st.machine.apply(
-                    e.raw_fd(),
-                    !e.fd_out_of_range(),
-                    e.key(),
-                    e.op(),
-                    e.filter(),
-                    e.trigger(),
-                    &mut kernel,
-                    &mut claims,
-                );
-                enabled |= code.is_ok() && e.op() == crate::winsock::SOCK_NOTIFY_OP_ENABLE;
-                e.set_result(code);
+            for (i, e) in regs.iter_mut().enumerate() {
+                let mut kernel = SysKernel::new(&inner.epfd);
+                if defer {
+                    kernel.defer = Some(&mut deferred.mods);
+                    kernel.tag = i as u64;
+                }
+                enabled |= inner.apply_entry(&mut st, e, &mut kernel, &weak);
             }
             inner.dispatch(&mut st);
             if was_live == 0 && st.machine.live() > 0 {
@@ -431,7 +522,7 @@ impl CompletionPort {
             st.running -= 1;
         }
         let deadline = timeout.map(|t| start + t);
-        let (mut st, result) = inner.wait_for_packets(st, out, timeout, deadline);
+        let (mut st, result) = inner.wait_for_packets(st, out, timeout, deadline, regs, &mut deferred);
         match result {
             Ok(_) => {
                 st.running += 1;
@@ -441,6 +532,22 @@ impl CompletionPort {
             Err(_) => inner.dispatch(&mut st),
         }
         result
+    }
+
+    /// Which kernel interface this port uses: [`Backend::IoUring`] or [`Backend::Epoll`].
+    ///
+    /// ```
+    /// use socknotify::{Backend, CompletionPort};
+    /// let port = CompletionPort::builder().backend(Backend::Epoll).build()?;
+    /// assert_eq!(port.backend(), Backend::Epoll);
+    /// # Ok::<(), socknotify::Error>(())
+    /// ```
+    pub fn backend(&self) -> Backend {
+        if self.inner.ring_usable() {
+            Backend::IoUring
+        } else {
+            Backend::Epoll
+        }
     }
 
     /// Closes the port (`CloseHandle`): blocked threads return [`Error::Abandoned`], later
@@ -528,7 +635,70 @@ impl Drop for Inner {
     }
 }
 
+/// Re-arms applied to the machine but not yet to the kernel: they go with the wait.
+struct Deferred<'w> {
+    mods: Vec<sys::Mod>,
+    weak: &'w Weak<Inner>,
+}
+
 impl Inner {
+    fn ring_usable(&self) -> bool {
+        self.ring.is_some() && !self.ring_broken.load(Ordering::Relaxed)
+    }
+
+    /// Applies one entry and writes its result; true for a successful ENABLE.
+    fn apply_entry<E: Entry>(&self, st: &mut State, e: &mut E, kernel: &mut SysKernel<'_>, weak: &Weak<Inner>) -> bool {
+        let mut claims = PortClaims { port: self.id, owner: weak };
+        let result = st.machine.apply(
+            e.raw_fd(),
+            !e.fd_out_of_range(),
+            e.key(),
+            e.op(),
+            e.filter(),
+            e.trigger(),
+            kernel,
+            &mut claims,
+        );
+        let enabled = result.is_ok() && e.op() == crate::winsock::SOCK_NOTIFY_OP_ENABLE;
+        e.set_result(result);
+        enabled
+    }
+
+    /// Entries whose deferred re-arm did not apply: `(entry index, errno)`. `ECANCELED`: not
+    /// attempted (an earlier one failed); anything else: the descriptor no longer names the
+    /// registered socket, so the registration is dropped silently (D21) and the entry is
+    /// applied again, now synchronously, as it would have been without io_uring.
+    fn repair<E: Entry>(&self, st: &mut State, regs: &mut [E], failed: &[(u64, i32)], weak: &Weak<Inner>) {
+        for &(tag, errno) in failed {
+            let Some(e) = usize::try_from(tag).ok().and_then(|i| regs.get_mut(i)) else { continue };
+            if errno != libc::ECANCELED {
+                let mut claims = PortClaims { port: self.id, owner: weak };
+                st.machine.forget_fd(e.raw_fd(), &mut SysKernel::new(&self.epfd), &mut claims);
+            }
+            self.apply_entry(st, e, &mut SysKernel::new(&self.epfd), weak);
+        }
+    }
+
+    /// Applies deferred re-arms now, without waiting (one io_uring call).
+    fn flush<E: Entry>(&self, st: &mut State, regs: &mut [E], deferred: &mut Deferred<'_>) {
+        if deferred.mods.is_empty() {
+            return;
+        }
+        let mods = std::mem::take(&mut deferred.mods);
+        let round = match &self.ring {
+            Some(ring) => lock_ring(ring).round(raw(&self.epfd), &mods, None, None),
+            None => Err(std::io::Error::other("no ring")),
+        };
+        let failed: Vec<(u64, i32)> = match round {
+            Ok(r) => r.failed,
+            Err(_) => {
+                self.ring_broken.store(true, Ordering::Relaxed);
+                mods.iter().map(|m| (m.tag, libc::ECANCELED)).collect()
+            }
+        };
+        self.repair(st, regs, &failed, deferred.weak);
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         let mut st = lock(&self.state);
         st.machine.new_epoch();
@@ -579,7 +749,7 @@ impl Inner {
     /// events, or the poller could sleep on with packets in hand. (The eventfd is watched
     /// level-triggered, so an undrained signal keeps waking the poller until it drains it.)
     fn absorb(&self, st: &mut State, events: &[sys::EpollEvent], poller: bool) {
-        let mut kernel = SysKernel { epfd: &self.epfd };
+        let mut kernel = SysKernel::new(&self.epfd);
         for ev in events {
             let (token, revents) = (ev.u64, ev.events);
             if token == WAKE_TOKEN {
@@ -606,7 +776,7 @@ impl Inner {
             if w.buf.len() < cap {
                 w.buf.resize(cap, Completion::default());
             }
-            let mut kernel = SysKernel { epfd: &self.epfd };
+            let mut kernel = SysKernel::new(&self.epfd);
             let n = machine.deliver(&mut w.buf[..cap], &mut kernel, &mut PortClaims { port: self.id, owner: &weak });
             if n == 0 {
                 break;
@@ -631,14 +801,20 @@ impl Inner {
     }
 
     /// The dequeue half of every call. On `Ok` the caller counts the thread as running.
-    fn wait_for_packets<'a>(
+    fn wait_for_packets<'a, E: Entry>(
         &'a self,
         mut st: MutexGuard<'a, State>,
         out: &mut [Completion],
         timeout: Option<Duration>,
         deadline: Option<Instant>,
+        regs: &mut [E],
+        deferred: &mut Deferred<'_>,
     ) -> (MutexGuard<'a, State>, Result<usize, Error>) {
         let weak = Weak::new();
+        if !deferred.mods.is_empty() && (st.machine.queued() > 0 || st.running >= self.concurrency) {
+            // This thread will not be the one that waits: apply the re-arms now.
+            self.flush(&mut st, regs, deferred);
+        }
         // A thread that enters takes what is queued without blocking, if allowed (D23).
         if st.running < self.concurrency {
             // Collect readiness the kernel holds, unless this thread is about to sleep in
@@ -651,7 +827,7 @@ impl Inner {
                 self.harvest(&mut st);
             }
             if st.machine.queued() > 0 {
-                let mut kernel = SysKernel { epfd: &self.epfd };
+                let mut kernel = SysKernel::new(&self.epfd);
                 let n = st.machine.deliver(out, &mut kernel, &mut PortClaims { port: self.id, owner: &weak });
                 if n > 0 {
                     self.dispatch(&mut st);
@@ -663,6 +839,7 @@ impl Inner {
             return (st, Ok(0));
         }
         let id = NEXT_WAITER.fetch_add(1, Ordering::Relaxed);
+
         let cv = Arc::new(Condvar::new());
         st.waiters.push(Waiter { id, capacity: out.len(), buf: Vec::new(), served: None, cv: cv.clone() });
         let mut events: Vec<sys::EpollEvent> = Vec::new();
@@ -694,18 +871,45 @@ impl Inner {
                 st.poller = Some(id);
                 let want: usize = st.waiters.iter().filter(|w| w.served.is_none()).map(|w| w.capacity).sum();
                 events.resize(want.clamp(1, 1024), sys::EpollEvent { events: 0, u64: 0 });
-                drop(st);
-                let n = sys::epoll_wait(&self.epfd, &mut events, remaining);
-                st = self.lock();
-                st.poller = None;
-                if let Ok(n) = n {
-                    self.absorb(&mut st, &events[..n], true);
+                if !deferred.mods.is_empty() && self.ring_usable() {
+                    // One io_uring call: this batch's re-arms, then the wait.
+                    let mods = std::mem::take(&mut deferred.mods);
+                    drop(st);
+                    let round = match &self.ring {
+                        Some(ring) => lock_ring(ring).round(raw(&self.epfd), &mods, Some(&mut events), remaining),
+                        None => Err(std::io::Error::other("no ring")),
+                    };
+                    st = self.lock();
+                    st.poller = None;
+                    match round {
+                        Ok(r) => {
+                            self.repair(&mut st, regs, &r.failed, deferred.weak);
+                            self.absorb(&mut st, &events[..r.events.min(events.len())], true);
+                        }
+                        Err(_) => {
+                            // The kernel may still write into this buffer: give it up for good.
+                            std::mem::forget(std::mem::take(&mut events));
+                            self.ring_broken.store(true, Ordering::Relaxed);
+                            let failed: Vec<(u64, i32)> = mods.iter().map(|m| (m.tag, libc::ECANCELED)).collect();
+                            self.repair(&mut st, regs, &failed, deferred.weak);
+                        }
+                    }
+                } else {
+                    drop(st);
+                    let n = sys::epoll_wait(&self.epfd, &mut events, remaining);
+                    st = self.lock();
+                    st.poller = None;
+                    if let Ok(n) = n {
+                        self.absorb(&mut st, &events[..n], true);
+                    }
                 }
                 self.dispatch(&mut st);
             } else {
                 st = wait(&cv, st, remaining);
             }
         };
+        // Re-arms still deferred (the wait ended before this thread polled) apply now.
+        self.flush(&mut st, regs, deferred);
         self.promote(&mut st);
         (st, result)
     }
@@ -742,7 +946,7 @@ pub fn forget_registration_raw(fd: RawFd) {
         // was queued is still delivered after the close (D21, T43).
         port.harvest(&mut st);
         let weak = Arc::downgrade(&port);
-        st.machine.forget_fd(fd, &mut SysKernel { epfd: &port.epfd }, &mut PortClaims { port: port.id, owner: &weak });
+        st.machine.forget_fd(fd, &mut SysKernel::new(&port.epfd), &mut PortClaims { port: port.id, owner: &weak });
         port.dispatch(&mut st);
     }
 }

@@ -9,6 +9,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+mod uring;
+pub(crate) use uring::{ring_new, Mod, Ring, MAX_RING_MODS};
+
 pub(crate) use libc::epoll_event as EpollEvent;
 
 pub(crate) const EPOLLIN: u32 = libc::EPOLLIN as u32;
