@@ -362,8 +362,9 @@ BOOL WINAPI GetQueuedCompletionStatus(HANDLE CompletionPort, LPDWORD lpNumberOfB
  * dwMilliseconds for the first. TRUE: *ulNumEntriesRemoved = the number written (>= 1).
  * FALSE with GetLastError(): WAIT_TIMEOUT (and *ulNumEntriesRemoved = 0),
  * ERROR_ABANDONED_WAIT_0, ERROR_INVALID_HANDLE, or ERROR_INVALID_PARAMETER (ulCount == 0,
- * or a NULL or misaligned pointer). fAlertable is accepted and has no effect: Linux has no
- * APCs, so WAIT_IO_COMPLETION is never returned.
+ * a NULL or misaligned pointer, or ulNumEntriesRemoved inside the entries array); only the
+ * timeout writes *ulNumEntriesRemoved. fAlertable is accepted and has no effect: Linux has
+ * no APCs, so WAIT_IO_COMPLETION is never returned.
  */
 BOOL WINAPI GetQueuedCompletionStatusEx(HANDLE CompletionPort, LPOVERLAPPED_ENTRY lpCompletionPortEntries,
                                         ULONG ulCount, PULONG ulNumEntriesRemoved, DWORD dwMilliseconds,

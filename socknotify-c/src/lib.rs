@@ -92,6 +92,9 @@ pub struct OVERLAPPED_0_0 {
     pub OffsetHigh: u32,
 }
 
+// `catch_unwind` is what keeps panics out of C; with panic=abort it could not.
+const _: () = assert!(cfg!(panic = "unwind"), "socknotify-c must be built with panic=unwind");
+
 // The x86_64 layouts of the header (which asserts the same numbers on the C side).
 const _: () = {
     assert!(size_of::<usize>() == 8, "socknotify-c supports 64-bit targets only");
