@@ -22,12 +22,15 @@
 //! ```
 //!
 //! * **One port, W worker threads.** Every worker runs the loop above on the same
-//!   [`CompletionPort`]. Each packet goes to exactly one worker.
+//!   [`CompletionPort`]. Each packet goes to exactly one worker. The port's concurrency value
+//!   (`--concurrency`, 0 = the number of CPUs, as on Windows) caps how many of them run
+//!   packets at once.
 //! * **Clients are `LEVEL | ONESHOT`.** When a worker dequeues a connection's packet, the
 //!   registration disables itself, so no other worker can get a packet for that connection
 //!   while this one reads and writes it: the per-connection state is touched by one thread at
 //!   a time, with no extra protocol. The worker re-enables it in its **next** `process` call,
-//!   together with its next dequeue: one call, no separate "re-arm" system call. Because the
+//!   together with its next dequeue: one API call per batch, not one re-arm call per socket
+//!   (socknotify applies the batch's re-enables, then waits). Because the
 //!   trigger is LEVEL, re-enabling a socket that still has unread data queues a packet at once
 //!   (nothing is lost if the worker stopped reading early for fairness).
 //! * **The listener is `LEVEL | PERSISTENT`.** It stays armed; whichever worker gets its packet
@@ -51,7 +54,10 @@
 //! connection, checks every echoed byte and measures each request's round trip. The program
 //! prints requests/s, notifications/s (packets the server dequeued), p50/p99 latency, and
 //! exits with status 0 only if every request completed with the right bytes within
-//! `--seconds` and every connection was REMOVEd and freed.
+//! `--seconds` and every connection was REMOVEd and freed. Expect fewer notifications than
+//! requests: after echoing, a worker reads again until `WouldBlock`, and the client's next
+//! request is often there already. The latency includes the scheduling of hundreds of client
+//! threads on the same machine, so its p99 says more about the machine than about the server.
 
 use socknotify::{Completion, CompletionPort, Events, Registration, Trigger};
 use std::io::{ErrorKind, Read, Write};
