@@ -32,7 +32,7 @@ fn run_ns(mech: Mech, pairs: &Pairs) -> Res<u64> {
         Mech::Epoll => epoll(&srv),
         Mech::Mio => mio_(&srv),
         Mech::Polling => polling_(&srv),
-        Mech::Socknotify => socknotify_(&pairs.servers),
+        Mech::Socknotify | Mech::SocknotifyEpoll => socknotify_(mech, &pairs.servers),
     }
 }
 
@@ -91,8 +91,8 @@ fn polling_(srv: &[RawFd]) -> Res<u64> {
     Ok(t0.ns())
 }
 
-fn socknotify_(srv: &[OwnedFd]) -> Res<u64> {
-    let port = ctx(CompletionPort::new(), "CompletionPort::new")?;
+fn socknotify_(mech: Mech, srv: &[OwnedFd]) -> Res<u64> {
+    let port = mech.port()?;
     let mut out = vec![Completion::default(); BATCH];
     let t0 = Stopwatch::start();
     let mut regs: Vec<Registration<'_>> = Vec::with_capacity(BATCH);

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p socknotify-bench -- [--quick] [--markdown] [--tcp] [--reps N]
-//!     [--mech epoll,mio,polling,socknotify] [rearm] [burst] [churn] [postwake]
+//!     [--mech epoll,mio,polling,socknotify,sn-epoll] [rearm] [burst] [churn] [postwake]
 //! ```
 //!
 //! Each mechanism runs in alternation with the others (the order rotates every repetition),
@@ -41,7 +41,7 @@ struct Opts {
 fn usage() -> ! {
     eprintln!(
         "usage: socknotify-bench [--quick] [--markdown] [--tcp] [--reps N] [--batch N] [--wall] \
-         [--mech epoll,mio,polling,socknotify] [{}]...",
+         [--mech epoll,mio,polling,socknotify,sn-epoll] [{}]...",
         SCENARIOS.join("|")
     );
     std::process::exit(2);
@@ -127,8 +127,8 @@ struct Row {
     /// Notifications (or sockets, for churn) timed per mechanism and repetition.
     units: u64,
     samples: Vec<Vec<f64>>,
-    /// socknotify's system calls per unit, per sample.
-    sn_syscalls: Vec<f64>,
+    /// Per mechanism, socknotify's system calls per unit, per sample (socknotify variants).
+    sn_syscalls: Vec<Vec<f64>>,
     errors: Vec<Option<String>>,
 }
 
@@ -140,7 +140,7 @@ impl Row {
             k,
             units: 0,
             samples: vec![Vec::new(); Mech::ALL.len()],
-            sn_syscalls: Vec::new(),
+            sn_syscalls: vec![Vec::new(); Mech::ALL.len()],
             errors: vec![None; Mech::ALL.len()],
         }
     }
@@ -153,8 +153,8 @@ impl Row {
                 self.units = units;
                 for s in v {
                     self.samples[m as usize].push(s.ns);
-                    if m == Mech::Socknotify {
-                        self.sn_syscalls.push(s.sn_syscalls);
+                    if m.is_socknotify() {
+                        self.sn_syscalls[m as usize].push(s.sn_syscalls);
                     }
                 }
             }
@@ -171,12 +171,13 @@ impl Row {
         }
         Some(fmedian(&self.samples[m as usize]))
     }
-    /// socknotify's median system calls per unit.
-    fn sn_syscalls_per_unit(&self) -> Option<f64> {
-        if self.sn_syscalls.is_empty() || self.failed(Mech::Socknotify) {
+    /// socknotify's median system calls per unit, for variant `m`.
+    fn sn_syscalls_per_unit(&self, m: Mech) -> Option<f64> {
+        let v = &self.sn_syscalls[m as usize];
+        if v.is_empty() || self.failed(m) {
             return None;
         }
-        Some(fmedian(&self.sn_syscalls))
+        Some(fmedian(v))
     }
     fn overhead(&self, m: Mech) -> Option<f64> {
         Some(self.per_unit(m)? - self.per_unit(Mech::Baseline).unwrap_or(0.0))
@@ -212,8 +213,8 @@ const SLICES: usize = 10;
 /// recording into `rows` (one per plan). When every mechanism's pairs fit under the
 /// descriptor limit at once, the mechanisms run side by side, taking turns slice by slice;
 /// otherwise one at a time, the order rotating every repetition.
-fn run_ready(o: &Opts, name: &str, mode: Mode, n: usize, plans: &[Plan], rows: &mut [Row], max_pairs: usize) {
-    let side_by_side = n * o.mechs.len() <= max_pairs;
+fn run_ready(o: &Opts, name: &str, mode: Mode, n: usize, plans: &[Plan], rows: &mut [Row]) {
+    let side_by_side = n * o.mechs.len() <= util::max_pairs(util::raise_nofile());
     for rep in 0..o.reps {
         let live: Vec<Mech> = o.mechs.iter().copied().filter(|&m| !rows[0].failed(m)).collect();
         if live.is_empty() {
@@ -251,11 +252,11 @@ fn run_ready(o: &Opts, name: &str, mode: Mode, n: usize, plans: &[Plan], rows: &
     }
 }
 
-fn scen_rearm(o: &Opts, rows: &mut Vec<Row>, max_pairs: usize) {
+fn scen_rearm(o: &Opts, rows: &mut Vec<Row>) {
     let (n, k, rounds) = if o.quick { (1000, 64, 200) } else { (1000, 64, 2000) };
     let plan = Plan::new(n, k, rounds, rounds / 10, 0x9e37_79b9_7f4a_7c15);
     let mut new = vec![Row::new("rearm", n, k)];
-    run_ready(o, "rearm", Mode::Oneshot, n, std::slice::from_ref(&plan), &mut new, max_pairs);
+    run_ready(o, "rearm", Mode::Oneshot, n, std::slice::from_ref(&plan), &mut new);
     rows.extend(new);
 }
 
@@ -276,7 +277,7 @@ fn scen_burst(o: &Opts, rows: &mut Vec<Row>, max_pairs: usize) {
             })
             .collect();
         let mut new: Vec<Row> = plans.iter().map(|p| Row::new("burst", n, p.k)).collect();
-        run_ready(o, "burst", Mode::Level, n, &plans, &mut new, max_pairs);
+        run_ready(o, "burst", Mode::Level, n, &plans, &mut new);
         rows.extend(new);
     }
 }
@@ -424,8 +425,13 @@ fn print_ready(rows: &[Row], mechs: &[Mech]) {
         for &m in mechs.iter().filter(|&&m| m != Mech::Baseline) {
             header.push(m.name().into());
         }
-        header.push("socknotify/epoll".into());
-        header.push("sn syscalls/notif".into());
+        let sn: Vec<Mech> = mechs.iter().copied().filter(|m| m.is_socknotify()).collect();
+        for m in &sn {
+            header.push(format!("{}/epoll", m.name()));
+        }
+        for m in &sn {
+            header.push(format!("{} syscalls/notif", m.name()));
+        }
         let body: Vec<Vec<String>> = ready
             .iter()
             .map(|r| {
@@ -439,8 +445,12 @@ fn print_ready(rows: &[Row], mechs: &[Mech]) {
                 for &m in mechs.iter().filter(|&&m| m != Mech::Baseline) {
                     v.push(cell(r, m));
                 }
-                v.push(ratio(r.overhead(Mech::Socknotify), r.overhead(Mech::Epoll)));
-                v.push(r.sn_syscalls_per_unit().map(|s| format!("{s:.2}")).unwrap_or_else(|| "-".into()));
+                for &m in &sn {
+                    v.push(ratio(r.overhead(m), r.overhead(Mech::Epoll)));
+                }
+                for &m in &sn {
+                    v.push(r.sn_syscalls_per_unit(m).map(|s| format!("{s:.2}")).unwrap_or_else(|| "-".into()));
+                }
                 v
             })
             .collect();
@@ -456,8 +466,13 @@ fn print_ready(rows: &[Row], mechs: &[Mech]) {
         for &m in mechs.iter().filter(|&&m| m != Mech::Baseline) {
             header.push(m.name().into());
         }
-        header.push("socknotify/epoll".into());
-        header.push("sn syscalls/socket".into());
+        let sn: Vec<Mech> = mechs.iter().copied().filter(|m| m.is_socknotify()).collect();
+        for m in &sn {
+            header.push(format!("{}/epoll", m.name()));
+        }
+        for m in &sn {
+            header.push(format!("{} syscalls/socket", m.name()));
+        }
         let body: Vec<Vec<String>> = churn
             .iter()
             .map(|r| {
@@ -469,8 +484,12 @@ fn print_ready(rows: &[Row], mechs: &[Mech]) {
                         r.per_unit(m).map(fmt_ns).unwrap_or_else(|| "-".into())
                     });
                 }
-                v.push(ratio(r.per_unit(Mech::Socknotify), r.per_unit(Mech::Epoll)));
-                v.push(r.sn_syscalls_per_unit().map(|s| format!("{s:.2}")).unwrap_or_else(|| "-".into()));
+                for &m in &sn {
+                    v.push(ratio(r.per_unit(m), r.per_unit(Mech::Epoll)));
+                }
+                for &m in &sn {
+                    v.push(r.sn_syscalls_per_unit(m).map(|s| format!("{s:.2}")).unwrap_or_else(|| "-".into()));
+                }
                 v
             })
             .collect();
@@ -498,7 +517,7 @@ fn print_wake(rows: &[WakeRow]) {
         Mech::Epoll => "eventfd in epoll",
         Mech::Mio => "mio::Waker",
         Mech::Polling => "Poller::notify",
-        Mech::Socknotify => "post / dequeue",
+        Mech::Socknotify | Mech::SocknotifyEpoll => "post / dequeue",
     };
     let body: Vec<Vec<String>> = rows
         .iter()
@@ -531,11 +550,16 @@ fn print_wake(rows: &[WakeRow]) {
             .map(|r| postwake::p50_p99(if one { &r.same } else { &r.rtt }).0 as f64)
     };
     println!();
-    println!(
-        "socknotify/epoll RTT p50: {} on 1 CPU, {} on 2 CPUs",
-        ratio(get(Mech::Socknotify, true), get(Mech::Epoll, true)),
-        ratio(get(Mech::Socknotify, false), get(Mech::Epoll, false))
-    );
+    for m in [Mech::Socknotify, Mech::SocknotifyEpoll] {
+        if rows.iter().any(|r| r.mech == m) {
+            println!(
+                "{}/epoll RTT p50: {} on 1 CPU, {} on 2 CPUs",
+                m.name(),
+                ratio(get(m, true), get(Mech::Epoll, true)),
+                ratio(get(m, false), get(Mech::Epoll, false))
+            );
+        }
+    }
 }
 
 fn machine() -> String {
@@ -555,6 +579,7 @@ fn machine() -> String {
 fn main() {
     let o = parse_args();
     let nofile = util::raise_nofile();
+    // The largest N of burst and churn (quick runs stay at 1,000).
     let max_pairs = util::max_pairs(nofile).min(if o.quick { 1000 } else { usize::MAX });
     start_watchdog(Duration::from_secs(if o.quick { 30 } else { 90 }));
     let t0 = Instant::now();
@@ -569,7 +594,7 @@ fn main() {
     let mut wake = Vec::new();
     for s in &o.scenarios {
         match s.as_str() {
-            "rearm" => scen_rearm(&o, &mut rows, max_pairs),
+            "rearm" => scen_rearm(&o, &mut rows),
             "burst" => scen_burst(&o, &mut rows, max_pairs),
             "churn" => scen_churn(&o, &mut rows, max_pairs),
             "postwake" => wake = scen_postwake(&o),
@@ -587,6 +612,18 @@ fn main() {
         println!("socknotify-bench {}", cmd.join(" "));
     }
     println!("Machine: {}. Sockets: {}.", machine(), o.kind.describe());
+    let backend = match Mech::Socknotify.port() {
+        Ok(p) => {
+            let b = format!("{:?}", p.backend());
+            p.close();
+            b
+        }
+        Err(e) => format!("unavailable ({e})"),
+    };
+    println!(
+        "socknotify = the default backend (Backend::Auto, which resolved to {backend} here); sn-epoll = \
+         Backend::Epoll (plain epoll system calls)."
+    );
     println!(
         "Median of {} repetitions per cell, mechanisms alternating; rearm = oneshot + re-arm per event \
          (socknotify: LEVEL_ONESHOT re-enabled in the next process call), burst = persistent level \
@@ -663,13 +700,15 @@ mod tests {
 
     #[test]
     fn socknotify_delivers_exactly_the_expected_notifications() {
-        check(Mech::Socknotify, Mode::Oneshot, 200, 32);
-        check(Mech::Socknotify, Mode::Level, 200, 32);
-        let pairs = Pairs::new(PairKind::Unix, 300).unwrap();
-        churn::run(Mech::Socknotify, &pairs).unwrap();
-        let c = postwake::cpus();
-        postwake::pingpong(Mech::Socknotify, 200, 10, (c[0], *c.last().unwrap())).unwrap();
-        postwake::throughput(Mech::Socknotify, 10_000).unwrap();
+        for m in [Mech::Socknotify, Mech::SocknotifyEpoll] {
+            check(m, Mode::Oneshot, 200, 32);
+            check(m, Mode::Level, 200, 32);
+            let pairs = Pairs::new(PairKind::Unix, 300).unwrap();
+            churn::run(m, &pairs).unwrap();
+            let c = postwake::cpus();
+            postwake::pingpong(m, 200, 10, (c[0], *c.last().unwrap())).unwrap();
+            postwake::throughput(m, 10_000).unwrap();
+        }
     }
 
     #[test]

@@ -260,8 +260,8 @@ fn make_chan(mech: Mech) -> Res<Chan> {
             let ev = polling::Events::with_capacity(std::num::NonZeroUsize::new(64).unwrap());
             (Box::new(PollingSig(p.clone(), seq.clone())), Box::new(PollingWait(p, seq, ev)))
         }
-        Mech::Socknotify => {
-            let port = ctx(CompletionPort::new(), "CompletionPort::new")?;
+        Mech::Socknotify | Mech::SocknotifyEpoll => {
+            let port = mech.port()?;
             (Box::new(SnSig(port.clone())), Box::new(SnWait(port, vec![Completion::default(); 256])))
         }
     })
@@ -353,7 +353,7 @@ pub fn throughput(mech: Mech, n: u64) -> Res<f64> {
 
 fn throughput_pinned(mech: Mech, n: u64, poster_cpu: Option<usize>) -> Res<f64> {
     let (sig, mut wait) = make_chan(mech)?;
-    let counts = matches!(mech, Mech::Baseline | Mech::Epoll | Mech::Socknotify);
+    let counts = matches!(mech, Mech::Baseline | Mech::Epoll | Mech::Socknotify | Mech::SocknotifyEpoll);
     let done = Arc::new(AtomicBool::new(false));
     let start = Arc::new(Barrier::new(2));
     let (d2, s2) = (done.clone(), start.clone());

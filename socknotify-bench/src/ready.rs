@@ -6,7 +6,7 @@
 //! waits and re-arms, so `time(mechanism) - time(baseline)` is the mechanism's overhead.
 
 use crate::util::{ctx, guarded, read_one, write_one, Expect, Pairs, Plan, Res, Stopwatch, WAIT};
-use socknotify::{Completion, CompletionPort, Events, Registration, Trigger};
+use socknotify::{Backend, Completion, CompletionPort, Events, Registration, Trigger};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
@@ -27,11 +27,15 @@ pub enum Mech {
     Epoll,
     Mio,
     Polling,
+    /// socknotify with its default backend (`Backend::Auto`: io_uring where the kernel has it).
     Socknotify,
+    /// socknotify forced onto plain epoll system calls (`Backend::Epoll`).
+    SocknotifyEpoll,
 }
 
 impl Mech {
-    pub const ALL: [Mech; 5] = [Mech::Baseline, Mech::Epoll, Mech::Mio, Mech::Polling, Mech::Socknotify];
+    pub const ALL: [Mech; 6] =
+        [Mech::Baseline, Mech::Epoll, Mech::Mio, Mech::Polling, Mech::Socknotify, Mech::SocknotifyEpoll];
     pub fn name(self) -> &'static str {
         match self {
             Mech::Baseline => "baseline",
@@ -39,7 +43,19 @@ impl Mech {
             Mech::Mio => "mio",
             Mech::Polling => "polling",
             Mech::Socknotify => "socknotify",
+            Mech::SocknotifyEpoll => "sn-epoll",
         }
+    }
+
+    /// True for the socknotify variants.
+    pub fn is_socknotify(self) -> bool {
+        matches!(self, Mech::Socknotify | Mech::SocknotifyEpoll)
+    }
+
+    /// A port for this socknotify variant.
+    pub fn port(self) -> Res<CompletionPort> {
+        let backend = if self == Mech::SocknotifyEpoll { Backend::Epoll } else { Backend::Auto };
+        ctx(CompletionPort::builder().backend(backend).build(), "CompletionPort::build")
     }
 }
 
@@ -93,7 +109,7 @@ fn collector<'a>(mech: Mech, mode: Mode, srv: &'a [RawFd], pairs: &'a Pairs) -> 
         Mech::Epoll => Box::new(EpollC::new(srv, mode)?),
         Mech::Mio => Box::new(MioC::new(srv, mode)?),
         Mech::Polling => Box::new(PollingC::new(srv, mode)?),
-        Mech::Socknotify => Box::new(SnC::new(&pairs.servers, mode)?),
+        Mech::Socknotify | Mech::SocknotifyEpoll => Box::new(SnC::new(mech, &pairs.servers, mode)?),
     })
 }
 
@@ -456,8 +472,8 @@ struct SnC<'a> {
 }
 
 impl<'a> SnC<'a> {
-    fn new(srv: &'a [OwnedFd], mode: Mode) -> Res<Self> {
-        let port = ctx(CompletionPort::new(), "CompletionPort::new")?;
+    fn new(mech: Mech, srv: &'a [OwnedFd], mode: Mode) -> Res<Self> {
+        let port = mech.port()?;
         let trigger = match mode {
             Mode::Oneshot => Trigger::LEVEL_ONESHOT,
             Mode::Level => Trigger::LEVEL_PERSISTENT,
