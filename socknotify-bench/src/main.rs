@@ -3,13 +3,21 @@
 //!
 //! ```text
 //! cargo run --release -p socknotify-bench -- [--quick] [--markdown] [--tcp] [--reps N]
-//!     [--mech epoll,mio,polling,socknotify,sn-epoll] [rearm] [burst] [churn] [postwake]
+//!     [--batch N] [--wall] [--mech epoll,mio,polling,socknotify,sn-epoll]
+//!     [rearm] [burst] [churn] [postwake]
 //! ```
 //!
-//! Each mechanism runs in alternation with the others (the order rotates every repetition),
-//! on fresh socket pairs, and each figure is the median of the repetitions. For the readiness
-//! scenarios the *overhead* per notification is `(median time with the mechanism − median time
-//! of the same writes and reads with no mechanism) / notifications`.
+//! Mechanisms: `baseline` (the same socket writes and reads with no mechanism), raw `epoll`
+//! (hand-written with libc: the floor), `mio`, `polling`, `socknotify` (its default backend:
+//! io_uring where the kernel offers it) and `sn-epoll` (socknotify on plain epoll calls).
+//!
+//! Readiness scenarios (rearm, burst): every repetition makes fresh socket pairs for each
+//! mechanism. When they all fit under the descriptor limit, the mechanisms run side by side,
+//! taking turns in short slices of rounds (the order rotates every slice), so that load from
+//! other processes hits them alike; otherwise one at a time, the order rotating every
+//! repetition. Each slice gives a sample of ns per notification and a figure is the median of
+//! the samples. The *overhead* per notification is `median(mechanism) − median(baseline)`.
+//! Single-threaded sections are timed with the thread's CPU time (`--wall`: wall time).
 //!
 //! Every run checks what it receives: each round must deliver exactly the K expected
 //! notifications (one per socket made readable, no duplicate, nothing left over afterwards),
@@ -417,8 +425,8 @@ fn print_ready(rows: &[Row], mechs: &[Mech]) {
     if !ready.is_empty() {
         println!();
         println!("Overhead per notification in ns, with the total per notification in brackets");
-        println!("(overhead = (median time with the mechanism - median time of the same writes and reads");
-        println!("with no mechanism) / notifications). Lower is better.");
+        println!("(overhead = median ns per notification with the mechanism - median ns per notification");
+        println!("of the same writes and reads with no mechanism). Lower is better.");
         println!();
         let mut header =
             vec!["scenario".to_string(), "N".into(), "K".into(), "notifications".into(), "no mechanism".into()];
@@ -625,7 +633,9 @@ fn main() {
          Backend::Epoll (plain epoll system calls)."
     );
     println!(
-        "Median of {} repetitions per cell, mechanisms alternating; rearm = oneshot + re-arm per event \
+        "{} repetitions, fresh pairs each; a cell is the median of its samples (readiness: one per \
+         slice of rounds, mechanisms taking turns; churn: one per repetition; postwake: all round \
+         trips); rearm = oneshot + re-arm per event \
          (socknotify: LEVEL_ONESHOT re-enabled in the next process call), burst = persistent level \
          registrations (mio is edge-triggered: it has no level mode); every mechanism collects \
          into a buffer of {} entries. Timed with {}.",
