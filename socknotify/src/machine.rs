@@ -302,6 +302,26 @@ impl Machine {
         }
     }
 
+    /// True when applying this entry touches the kernel only through one `modify` of an
+    /// existing registration (a level ENABLE with valid flags, or a DISABLE), so that the
+    /// `modify` may be carried later, with the wait, without reordering anything.
+    pub fn deferrable(&self, fd: RawFd, op: u8, filter: u16, trigger: u8) -> bool {
+        use crate::winsock::{SOCK_NOTIFY_OP_DISABLE, SOCK_NOTIFY_OP_ENABLE};
+        let Some(slot) = self.slot_of(fd) else { return false };
+        let r = self.reg(slot);
+        if !matches!(r.state, State::Enabled | State::Disabled) {
+            return false;
+        }
+        let trigger = Trigger::from_bits(trigger);
+        match op {
+            SOCK_NOTIFY_OP_DISABLE => true,
+            SOCK_NOTIFY_OP_ENABLE => {
+                trigger.is_valid() && !trigger.is_edge() && Events::from_bits(u32::from(filter)).is_valid_filter()
+            }
+            _ => false,
+        }
+    }
+
     /// Applies one registration entry and returns its result (its `registrationResult`)
     /// (decisions D7–D15, spec §4.3). Checks run in the order decisions.md gives.
     #[allow(clippy::too_many_arguments)]
@@ -409,14 +429,25 @@ impl Machine {
         let slot = self.insert(NewReg { fd, cookie, kind, key });
         let token = self.reg(slot).token(slot);
         let flags = self.reg(slot).flags();
-        if !kernel.add(fd, flags, token) {
+        // An ADD can meet an item this epoll instance still holds for the same socket (one
+        // whose registration was dropped while the socket stayed open): take it over.
+        if !kernel.add(fd, flags, token) && !kernel.modify(fd, flags, token) {
             self.free_slot(slot);
             claims.release(fd, cookie);
-            return Err(RegistrationError::NoBuffers);
+            // Closed by another thread since it was checked, or the kernel is out of memory.
+            return Err(if kernel.cookie(fd) == Some(cookie) {
+                RegistrationError::NoBuffers
+            } else {
+                RegistrationError::NotASocket
+            });
         }
-        if op == SOCK_NOTIFY_OP_ENABLE {
-            let ok = self.enable(slot, Events::from_bits(u32::from(filter)), Trigger::from_bits(trigger), kernel);
-            debug_assert!(ok);
+        if op == SOCK_NOTIFY_OP_ENABLE
+            && !self.enable(slot, Events::from_bits(u32::from(filter)), Trigger::from_bits(trigger), kernel)
+        {
+            // Closed by another thread between the ADD and the ENABLE: as if the close came first.
+            self.free_slot(slot);
+            claims.release(fd, cookie);
+            return Err(RegistrationError::NotASocket);
         }
         Ok(())
     }
@@ -616,6 +647,10 @@ impl Machine {
                     self.reg_mut(slot).published = bits;
                 }
             }
+        }
+        // The socket may stay open (a forget without a close): stop watching it.
+        if self.reg(slot).state != State::RemovePending {
+            kernel.delete(fd);
         }
         self.drop_silently(slot, claims);
         true

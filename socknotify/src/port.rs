@@ -496,9 +496,18 @@ impl CompletionPort {
                 // re-ENABLE of an edge registration: collect them from the kernel first.
                 inner.harvest(&mut st);
             }
+            // Only plain re-arms ride with the wait, and only for descriptors that no other
+            // entry of this batch touches at once: the kernel then sees every descriptor's
+            // operations in the batch's order.
+            let deferrable = |st: &State, e: &E| st.machine.deferrable(e.raw_fd(), e.op(), e.filter(), e.trigger());
+            let mut immediate: Vec<RawFd> = Vec::new();
+            if defer {
+                immediate = regs.iter().filter(|e| !deferrable(&st, e)).map(|e| e.raw_fd()).collect();
+                immediate.sort_unstable();
+            }
             for (i, e) in regs.iter_mut().enumerate() {
                 let mut kernel = SysKernel::new(&inner.epfd);
-                if defer {
+                if defer && deferrable(&st, e) && immediate.binary_search(&e.raw_fd()).is_err() {
                     kernel.defer = Some(&mut deferred.mods);
                     kernel.tag = i as u64;
                 }
@@ -664,10 +673,10 @@ impl Inner {
         enabled
     }
 
-    /// Entries whose deferred re-arm did not apply: `(entry index, errno)`. `ECANCELED`: not
-    /// attempted (an earlier one failed); anything else: the descriptor no longer names the
-    /// registered socket, so the registration is dropped silently (D21) and the entry is
-    /// applied again, now synchronously, as it would have been without io_uring.
+    /// Entries whose deferred re-arm did not apply: `(entry index, errno)`. `ECANCELED` (the
+    /// ring itself failed): not attempted; anything else: the descriptor no longer names the
+    /// registered socket, so the registration is dropped silently (D21). Either way the entry
+    /// is applied again, now synchronously, as it would have been without io_uring.
     fn repair<E: Entry>(&self, st: &mut State, regs: &mut [E], failed: &[(u64, i32)], weak: &Weak<Inner>) {
         for &(tag, errno) in failed {
             let Some(e) = usize::try_from(tag).ok().and_then(|i| regs.get_mut(i)) else { continue };
@@ -874,9 +883,11 @@ impl Inner {
                 if !deferred.mods.is_empty() && self.ring_usable() {
                     // One io_uring call: this batch's re-arms, then the wait.
                     let mods = std::mem::take(&mut deferred.mods);
+                    // A failed MOD is only seen when the round ends: bound it (sys::MOD_ROUND_WAIT).
+                    let bounded = Some(remaining.map_or(sys::MOD_ROUND_WAIT, |r| r.min(sys::MOD_ROUND_WAIT)));
                     drop(st);
                     let round = match &self.ring {
-                        Some(ring) => lock_ring(ring).round(raw(&self.epfd), &mods, Some(&mut events), remaining),
+                        Some(ring) => lock_ring(ring).round(raw(&self.epfd), &mods, Some(&mut events), bounded),
                         None => Err(std::io::Error::other("no ring")),
                     };
                     st = self.lock();

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 mod uring;
-pub(crate) use uring::{ring_new, Mod, Ring, MAX_RING_MODS};
+pub(crate) use uring::{ring_new, Mod, Ring, MAX_RING_MODS, MOD_ROUND_WAIT};
 
 pub(crate) use libc::epoll_event as EpollEvent;
 

@@ -1,4 +1,4 @@
-//! The io_uring half of the `sys` layer: one `io_uring_enter` that applies a chain of
+//! The io_uring half of the `sys` layer: one `io_uring_enter` that applies a batch of
 //! `EPOLL_CTL_MOD`s to the port's epoll instance and then waits in `IORING_OP_EPOLL_WAIT`,
 //! bounded by a linked timeout.
 //!
@@ -18,6 +18,10 @@ const TIMEOUT_TAG: u64 = u64::MAX - 1;
 
 /// Submission queue size. A round needs one entry per MOD plus two.
 const RING_ENTRIES: u32 = 1024;
+/// The longest a round that carries MODs waits. A MOD that fails (its descriptor was closed,
+/// or now names another socket) is only seen when the round ends; the caller then registers
+/// the new socket and waits again. This bounds how long such a socket can go unwatched.
+pub(crate) const MOD_ROUND_WAIT: Duration = Duration::from_millis(50);
 /// The most MODs one round carries; a larger batch is applied with plain `epoll_ctl`.
 pub(crate) const MAX_RING_MODS: usize = RING_ENTRIES as usize - 2;
 
@@ -64,8 +68,7 @@ pub(crate) struct Mod {
 /// What a round did.
 #[derive(Debug, Default)]
 pub(crate) struct Round {
-    /// MODs that did not apply: `(tag, errno)`; `ECANCELED` means an earlier MOD of the chain
-    /// failed and this one was not attempted.
+    /// MODs that did not apply: `(tag, errno)`.
     pub failed: Vec<(u64, i32)>,
     /// Events written to the caller's buffer (0 on timeout, or when the wait was cancelled).
     pub events: usize,
@@ -74,8 +77,9 @@ pub(crate) struct Round {
 impl Ring {
     /// Applies `mods` in order, then (with `events`) waits for epoll events into it for at
     /// most `timeout` (`None`: until one arrives), all in one system call when nothing
-    /// interrupts it. If a MOD fails, the rest of the chain (the wait included) is cancelled,
-    /// so the caller can repair the registration before it waits.
+    /// interrupts it. The MODs are not linked to each other nor to the wait (io_uring's link
+    /// machinery costs more per request than a system call): a MOD that fails is reported in
+    /// [`Round::failed`] after the wait, so callers bound that wait (see `MOD_ROUND_WAIT`).
     pub(crate) fn round(
         &mut self,
         epfd: RawFd,
@@ -99,7 +103,6 @@ impl Ring {
                     (ev as *const EpollEvent).cast::<types::epoll_event>(),
                 )
                 .build()
-                .flags(squeue::Flags::IO_LINK)
                 .user_data(m.tag);
                 // SAFETY: the entry points to `ctl`, alive until the submission below has
                 // been consumed by the kernel (EPOLL_CTL copies its event at submission).
@@ -124,8 +127,6 @@ impl Ring {
                     want += 1;
                 }
             }
-            // Without a wait the chain ends with the last MOD; the kernel submits a chain that
-            // ends with the submission as it stands.
             sq.sync();
         }
         let mut round = Round::default();
