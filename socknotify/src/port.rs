@@ -114,8 +114,10 @@ impl Builder {
                 machine: Machine::new(),
                 waiters: Vec::new(),
                 poller: None,
-                running: 0,
+                                running: 0,
                 events: sys::event_buffer(256),
+                wakes: Vec::new(),
+                wake_poller: false,
             }),
         });
         Ok(CompletionPort { inner })
@@ -186,8 +188,80 @@ struct State {
     poller: Option<u64>,
     /// Threads that returned from a dequeue on this port and are not back in one (D23).
     running: usize,
-    /// Buffer for non-blocking harvests made under the lock.
+        /// Buffer for non-blocking harvests made under the lock.
     events: Vec<sys::EpollEvent>,
+    /// Wake-ups decided under the lock, made once it is released (see [`Locked`]), so that a
+    /// woken thread does not run straight into the lock its waker still holds.
+    wakes: Vec<Arc<Condvar>>,
+    /// The poller must be woken through the eventfd once the lock is released.
+    wake_poller: bool,
+}
+
+/// The port's lock. Dropping it releases the mutex first and then makes the wake-ups that
+/// were decided while it was held; no path can forget them.
+struct Locked<'a> {
+    guard: Option<MutexGuard<'a, State>>,
+    inner: &'a Inner,
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        self.guard.as_ref().expect("held")
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        self.guard.as_mut().expect("held")
+    }
+}
+
+impl Locked<'_> {
+    /// Releases the lock and makes the pending wake-ups.
+    fn release(&mut self) {
+        let Some(mut g) = self.guard.take() else { return };
+        let wakes = std::mem::take(&mut g.wakes);
+        let poller = std::mem::replace(&mut g.wake_poller, false);
+        drop(g);
+        if poller {
+            sys::eventfd_signal(&self.inner.wakefd);
+        }
+        for cv in wakes {
+            sys::note_futex_call();
+            cv.notify_one();
+        }
+    }
+
+    /// Takes the lock again after [`release`](Self::release).
+    fn reacquire(&mut self) {
+        debug_assert!(self.guard.is_none());
+        self.guard = Some(self.inner.raw_lock());
+    }
+
+    /// Waits on this thread's condition variable (releasing the lock while it waits).
+    fn wait(&mut self, cv: &Condvar, timeout: Option<Duration>) {
+        let mut g = self.guard.take().expect("held");
+        // Wake-ups decided by this thread go out before it sleeps.
+        let wakes = std::mem::take(&mut g.wakes);
+        if std::mem::replace(&mut g.wake_poller, false) {
+            sys::eventfd_signal(&self.inner.wakefd);
+        }
+        for w in wakes {
+            sys::note_futex_call();
+            w.notify_one();
+        }
+        sys::note_futex_call();
+        let mut g = wait(cv, g, timeout);
+        g.machine.new_epoch();
+        self.guard = Some(g);
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 /// The kernel as the machine sees it: this port's epoll instance and the `sys` layer.
@@ -578,11 +652,10 @@ impl CompletionPort {
         st.closed = true;
         let weak = Arc::downgrade(inner);
         st.machine.clear(&mut PortClaims { port: inner.id, owner: &weak });
-        for w in &st.waiters {
-            w.cv.notify_one();
-        }
+                let cvs: Vec<Arc<Condvar>> = st.waiters.iter().map(|w| w.cv.clone()).collect();
+        st.wakes.extend(cvs);
         if st.poller.is_some() {
-            sys::eventfd_signal(&inner.wakefd);
+            st.wake_poller = true;
         }
     }
 
@@ -708,7 +781,11 @@ impl Inner {
         self.repair(st, regs, &failed, deferred.weak);
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+        fn lock(&self) -> Locked<'_> {
+        Locked { guard: Some(self.raw_lock()), inner: self }
+    }
+
+    fn raw_lock(&self) -> MutexGuard<'_, State> {
         let mut st = lock(&self.state);
         st.machine.new_epoch();
         st
@@ -773,15 +850,21 @@ impl Inner {
 
     /// Hands queued packets to blocked threads, most recent first, while fewer than
     /// `concurrency` threads run (D22, D23).
-    fn dispatch(&self, st: &mut State) {
+        fn dispatch(&self, st: &mut State) {
+        self.dispatch_as(st, None);
+    }
+
+    /// [`dispatch`](Self::dispatch) run by waiter `me`, which needs no wake-up of its own.
+    fn dispatch_as(&self, st: &mut State, me: Option<u64>) {
         let weak = Weak::new();
         while st.machine.queued() > 0 && st.running < self.concurrency {
             let Some(i) = st.waiters.iter().rposition(|w| w.served.is_none()) else {
                 break;
             };
             let State { machine, waiters, .. } = st;
-            let w = &mut waiters[i];
-            let cap = w.capacity;
+                        let w = &mut waiters[i];
+            // No more room than packets queued: the cost follows what is delivered.
+            let cap = w.capacity.min(machine.queued());
             if w.buf.len() < cap {
                 w.buf.resize(cap, Completion::default());
             }
@@ -790,12 +873,16 @@ impl Inner {
             if n == 0 {
                 break;
             }
-            w.served = Some(n);
+                        w.served = Some(n);
             st.running += 1;
-            if st.poller == Some(st.waiters[i].id) {
-                sys::eventfd_signal(&self.wakefd);
+            let id = st.waiters[i].id;
+            if me == Some(id) {
+                // The dispatching thread served itself.
+            } else if st.poller == Some(id) {
+                st.wake_poller = true;
             } else {
-                st.waiters[i].cv.notify_one();
+                let cv = st.waiters[i].cv.clone();
+                st.wakes.push(cv);
             }
         }
     }
@@ -803,8 +890,9 @@ impl Inner {
     /// Wakes the most recent waiter to take over `epoll_wait` when nobody sleeps there.
     fn promote(&self, st: &mut State) {
         if st.poller.is_none() && st.machine.live() > 0 && st.running < self.concurrency {
-            if let Some(w) = st.waiters.iter().rev().find(|w| w.served.is_none()) {
-                w.cv.notify_one();
+                        if let Some(w) = st.waiters.iter().rev().find(|w| w.served.is_none()) {
+                let cv = w.cv.clone();
+                st.wakes.push(cv);
             }
         }
     }
@@ -812,13 +900,13 @@ impl Inner {
     /// The dequeue half of every call. On `Ok` the caller counts the thread as running.
     fn wait_for_packets<'a, E: Entry>(
         &'a self,
-        mut st: MutexGuard<'a, State>,
+        mut st: Locked<'a>,
         out: &mut [Completion],
         timeout: Option<Duration>,
         deadline: Option<Instant>,
         regs: &mut [E],
         deferred: &mut Deferred<'_>,
-    ) -> (MutexGuard<'a, State>, Result<usize, Error>) {
+    ) -> (Locked<'a>, Result<usize, Error>) {
         let weak = Weak::new();
         if !deferred.mods.is_empty() && (st.machine.queued() > 0 || st.running >= self.concurrency) {
             // This thread will not be the one that waits: apply the re-arms now.
@@ -884,13 +972,13 @@ impl Inner {
                     // One io_uring call: this batch's re-arms, then the wait.
                     let mods = std::mem::take(&mut deferred.mods);
                     // A failed MOD is only seen when the round ends: bound it (sys::MOD_ROUND_WAIT).
-                    let bounded = Some(remaining.map_or(sys::MOD_ROUND_WAIT, |r| r.min(sys::MOD_ROUND_WAIT)));
-                    drop(st);
+                                        let bounded = Some(remaining.map_or(sys::MOD_ROUND_WAIT, |r| r.min(sys::MOD_ROUND_WAIT)));
+                    st.release();
                     let round = match &self.ring {
                         Some(ring) => lock_ring(ring).round(raw(&self.epfd), &mods, Some(&mut events), bounded),
                         None => Err(std::io::Error::other("no ring")),
                     };
-                    st = self.lock();
+                    st.reacquire();
                     st.poller = None;
                     match round {
                         Ok(r) => {
@@ -905,18 +993,18 @@ impl Inner {
                             self.repair(&mut st, regs, &failed, deferred.weak);
                         }
                     }
-                } else {
-                    drop(st);
+                                } else {
+                    st.release();
                     let n = sys::epoll_wait(&self.epfd, &mut events, remaining);
-                    st = self.lock();
+                    st.reacquire();
                     st.poller = None;
                     if let Ok(n) = n {
                         self.absorb(&mut st, &events[..n], true);
                     }
                 }
-                self.dispatch(&mut st);
+                self.dispatch_as(&mut st, Some(id));
             } else {
-                st = wait(&cv, st, remaining);
+                st.wait(&cv, remaining);
             }
         };
         // Re-arms still deferred (the wait ended before this thread polled) apply now.

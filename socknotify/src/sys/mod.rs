@@ -31,6 +31,12 @@ fn count() {
     SYSCALLS.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Counts a futex call made by a condition variable (wait or wake-up), so that
+/// [`syscall_count`] covers the port's own blocking too.
+pub(crate) fn note_futex_call() {
+    count();
+}
+
 /// The number of system calls made through the `sys` layer so far, process-wide.
 pub(crate) fn syscall_count() -> u64 {
     SYSCALLS.load(Ordering::Relaxed)
