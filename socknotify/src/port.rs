@@ -114,7 +114,7 @@ impl Builder {
                 machine: Machine::new(),
                 waiters: Vec::new(),
                 poller: None,
-                                running: 0,
+                running: 0,
                 events: sys::event_buffer(256),
                 wakes: Vec::new(),
                 wake_poller: false,
@@ -188,7 +188,7 @@ struct State {
     poller: Option<u64>,
     /// Threads that returned from a dequeue on this port and are not back in one (D23).
     running: usize,
-        /// Buffer for non-blocking harvests made under the lock.
+    /// Buffer for non-blocking harvests made under the lock.
     events: Vec<sys::EpollEvent>,
     /// Wake-ups decided under the lock, made once it is released (see [`Locked`]), so that a
     /// woken thread does not run straight into the lock its waker still holds.
@@ -381,9 +381,11 @@ mod association {
     use super::{thread_local, Association};
     thread_local! {
         pub(super) static ASSOCIATION: std::cell::RefCell<Association> = std::cell::RefCell::new(Association(None));
+        /// The event buffer of this thread's last wait, kept for its next one.
+        pub(super) static EVENTS: std::cell::Cell<Vec<crate::sys::EpollEvent>> = std::cell::Cell::new(Vec::new());
     }
 }
-use association::ASSOCIATION;
+use association::{ASSOCIATION, EVENTS};
 
 /// An I/O completion port with socket state notifications. Cheap to clone; all clones are
 /// the same port, usable from any number of threads at once.
@@ -652,7 +654,7 @@ impl CompletionPort {
         st.closed = true;
         let weak = Arc::downgrade(inner);
         st.machine.clear(&mut PortClaims { port: inner.id, owner: &weak });
-                let cvs: Vec<Arc<Condvar>> = st.waiters.iter().map(|w| w.cv.clone()).collect();
+        let cvs: Vec<Arc<Condvar>> = st.waiters.iter().map(|w| w.cv.clone()).collect();
         st.wakes.extend(cvs);
         if st.poller.is_some() {
             st.wake_poller = true;
@@ -781,7 +783,7 @@ impl Inner {
         self.repair(st, regs, &failed, deferred.weak);
     }
 
-        fn lock(&self) -> Locked<'_> {
+    fn lock(&self) -> Locked<'_> {
         Locked { guard: Some(self.raw_lock()), inner: self }
     }
 
@@ -850,7 +852,7 @@ impl Inner {
 
     /// Hands queued packets to blocked threads, most recent first, while fewer than
     /// `concurrency` threads run (D22, D23).
-        fn dispatch(&self, st: &mut State) {
+    fn dispatch(&self, st: &mut State) {
         self.dispatch_as(st, None);
     }
 
@@ -862,7 +864,7 @@ impl Inner {
                 break;
             };
             let State { machine, waiters, .. } = st;
-                        let w = &mut waiters[i];
+            let w = &mut waiters[i];
             // No more room than packets queued: the cost follows what is delivered.
             let cap = w.capacity.min(machine.queued());
             if w.buf.len() < cap {
@@ -873,7 +875,7 @@ impl Inner {
             if n == 0 {
                 break;
             }
-                        w.served = Some(n);
+            w.served = Some(n);
             st.running += 1;
             let id = st.waiters[i].id;
             if me == Some(id) {
@@ -890,7 +892,7 @@ impl Inner {
     /// Wakes the most recent waiter to take over `epoll_wait` when nobody sleeps there.
     fn promote(&self, st: &mut State) {
         if st.poller.is_none() && st.machine.live() > 0 && st.running < self.concurrency {
-                        if let Some(w) = st.waiters.iter().rev().find(|w| w.served.is_none()) {
+            if let Some(w) = st.waiters.iter().rev().find(|w| w.served.is_none()) {
                 let cv = w.cv.clone();
                 st.wakes.push(cv);
             }
@@ -939,7 +941,7 @@ impl Inner {
 
         let cv = Arc::new(Condvar::new());
         st.waiters.push(Waiter { id, capacity: out.len(), buf: Vec::new(), served: None, cv: cv.clone() });
-        let mut events: Vec<sys::EpollEvent> = Vec::new();
+        let mut events: Vec<sys::EpollEvent> = EVENTS.with(|e| e.take());
         let result = loop {
             let i = st.waiters.iter().position(|w| w.id == id).expect("own waiter entry");
             if let Some(n) = st.waiters[i].served {
@@ -967,15 +969,20 @@ impl Inner {
                 // Become the poller: sleep in epoll_wait on behalf of every waiter.
                 st.poller = Some(id);
                 let want: usize = st.waiters.iter().filter(|w| w.served.is_none()).map(|w| w.capacity).sum();
-                events.resize(want.clamp(1, 1024), sys::EpollEvent { events: 0, u64: 0 });
+                let want = want.clamp(1, 1024);
+                if events.len() < want {
+                    events.resize(want, sys::EpollEvent { events: 0, u64: 0 });
+                }
+                let buf = &mut events[..want];
+                let mut lost = false;
                 if !deferred.mods.is_empty() && self.ring_usable() {
                     // One io_uring call: this batch's re-arms, then the wait.
                     let mods = std::mem::take(&mut deferred.mods);
                     // A failed MOD is only seen when the round ends: bound it (sys::MOD_ROUND_WAIT).
-                                        let bounded = Some(remaining.map_or(sys::MOD_ROUND_WAIT, |r| r.min(sys::MOD_ROUND_WAIT)));
+                    let bounded = Some(remaining.map_or(sys::MOD_ROUND_WAIT, |r| r.min(sys::MOD_ROUND_WAIT)));
                     st.release();
                     let round = match &self.ring {
-                        Some(ring) => lock_ring(ring).round(raw(&self.epfd), &mods, Some(&mut events), bounded),
+                        Some(ring) => lock_ring(ring).round(raw(&self.epfd), &mods, Some(&mut *buf), bounded),
                         None => Err(std::io::Error::other("no ring")),
                     };
                     st.reacquire();
@@ -983,30 +990,34 @@ impl Inner {
                     match round {
                         Ok(r) => {
                             self.repair(&mut st, regs, &r.failed, deferred.weak);
-                            self.absorb(&mut st, &events[..r.events.min(events.len())], true);
+                            self.absorb(&mut st, &buf[..r.events.min(buf.len())], true);
                         }
                         Err(_) => {
                             // The kernel may still write into this buffer: give it up for good.
-                            std::mem::forget(std::mem::take(&mut events));
+                            lost = true;
                             self.ring_broken.store(true, Ordering::Relaxed);
                             let failed: Vec<(u64, i32)> = mods.iter().map(|m| (m.tag, libc::ECANCELED)).collect();
                             self.repair(&mut st, regs, &failed, deferred.weak);
                         }
                     }
-                                } else {
+                } else {
                     st.release();
-                    let n = sys::epoll_wait(&self.epfd, &mut events, remaining);
+                    let n = sys::epoll_wait(&self.epfd, buf, remaining);
                     st.reacquire();
                     st.poller = None;
                     if let Ok(n) = n {
-                        self.absorb(&mut st, &events[..n], true);
+                        self.absorb(&mut st, &buf[..n], true);
                     }
+                }
+                if lost {
+                    std::mem::forget(std::mem::take(&mut events));
                 }
                 self.dispatch_as(&mut st, Some(id));
             } else {
                 st.wait(&cv, remaining);
             }
         };
+        EVENTS.with(|e| e.set(events));
         // Re-arms still deferred (the wait ended before this thread polled) apply now.
         self.flush(&mut st, regs, deferred);
         self.promote(&mut st);
