@@ -1,4 +1,4 @@
-//! Fuzz target `capi`: drives the C entry points of `socknotify-c` (called through the
+//! Harness of the fuzz target `capi`: drives the C entry points of `socknotify-c` (called through the
 //! crate's Rust functions, exactly the symbols C links against) with arbitrary counts,
 //! NULL or real buffers (never wild pointers: a non-NULL pointer always points to a buffer
 //! at least `count` elements long), flags, operations, handles (live, closed, garbage) and
@@ -22,9 +22,6 @@
 //!   overlapped = internal = 0, a mask within 0xC7, a key used with that port; nothing after
 //!   REMOVE with that key; nothing from a closed port; at most one packet per key after the
 //!   socket was closed.
-#![no_main]
-
-use libfuzzer_sys::fuzz_target;
 use socknotify_c as c;
 use socknotify_c::{HANDLE, OVERLAPPED, OVERLAPPED_ENTRY, SOCK_NOTIFY_REGISTRATION};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -519,7 +516,8 @@ impl Run {
     }
 }
 
-fuzz_target!(|data: &[u8]| {
+/// Runs one input (the fuzz target's body).
+pub fn run(data: &[u8]) {
     let mut inp = Input { data };
     let mut run = Run::new();
     let mut steps = 0;
@@ -528,4 +526,4 @@ fuzz_target!(|data: &[u8]| {
         steps += 1;
     }
     run.finish();
-});
+}

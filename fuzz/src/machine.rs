@@ -1,4 +1,4 @@
-//! Fuzz target `machine`: drives `socknotify::machine::Machine` (two ports sharing one
+//! Harness of the fuzz target `machine`: drives `socknotify::machine::Machine` (two ports sharing one
 //! one-port-per-socket table) with arbitrary operation sequences against a scripted fake
 //! kernel, and checks invariants after every step.
 //!
@@ -25,9 +25,6 @@
 //! - `live() <= registrations()`, both at least the model's counts; after `clear` all zero;
 //! - liveness for LEVEL|PERSISTENT: a registration whose socket plainly holds a filtered
 //!   condition gets a packet when the port settles (harvest + drain, twice).
-#![no_main]
-
-use libfuzzer_sys::fuzz_target;
 use socknotify::machine::{Claims, Kernel, Machine, SocketKind};
 use socknotify::{Completion, Events, RegistrationError, Trigger};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -115,12 +112,19 @@ struct World {
     fail_adds: u32,
     /// Shared claims table: descriptor → (port, cookie).
     claims: HashMap<RawFd, (usize, u64)>,
+    /// Another thread closes the socket inside the next ADD: 1 = just before it, 2 = just
+    /// after it (so the ENABLE that follows finds the socket gone).
+    race: u8,
+    /// The socket a race closed (descriptor, socket).
+    raced: Option<(RawFd, Sock)>,
 }
 
 struct FakeKernel<'a> {
     fds: &'a mut Vec<Option<Sock>>,
     ep: &'a mut BTreeMap<RawFd, Interest>,
     fail_adds: &'a mut u32,
+    race: &'a mut u8,
+    raced: &'a mut Option<(RawFd, Sock)>,
 }
 
 impl FakeKernel<'_> {
@@ -143,6 +147,14 @@ impl Kernel for FakeKernel<'_> {
         self.current_cookie(fd)
     }
     fn add(&mut self, fd: RawFd, flags: u32, token: u64) -> bool {
+        if *self.race == 1 {
+            // Closed by another thread just before the ADD: EBADF.
+            *self.race = 0;
+            if let Some(s) = self.fds[fd as usize].take() {
+                *self.raced = Some((fd, s));
+            }
+            return false;
+        }
         let Some(s) = self.sock(fd).cloned() else { return false };
         if self.ep.get(&fd).is_some_and(|i| i.cookie == s.cookie) {
             return false; // EEXIST
@@ -153,6 +165,12 @@ impl Kernel for FakeKernel<'_> {
         }
         let pending = reported(flags, s.revents) != 0;
         self.ep.insert(fd, Interest { cookie: s.cookie, flags, token, armed: true, pending });
+        if *self.race == 2 {
+            // Closed by another thread just after the ADD: the interest goes with the file.
+            *self.race = 0;
+            self.ep.remove(&fd);
+            *self.raced = self.fds[fd as usize].take().map(|s| (fd, s));
+        }
         true
     }
     fn modify(&mut self, fd: RawFd, flags: u32, token: u64) -> bool {
@@ -218,7 +236,13 @@ macro_rules! split {
     ($w:expr, $p:expr) => {{
         let w = &mut *$w;
         (
-            FakeKernel { fds: &mut w.fds, ep: &mut w.epolls[$p], fail_adds: &mut w.fail_adds },
+            FakeKernel {
+                fds: &mut w.fds,
+                ep: &mut w.epolls[$p],
+                fail_adds: &mut w.fail_adds,
+                race: &mut w.race,
+                raced: &mut w.raced,
+            },
             FakeClaims { table: &mut w.claims, port: $p },
         )
     }};
@@ -261,6 +285,15 @@ impl Model {
             self.allowance.entry(r.key).or_insert(1);
         }
     }
+}
+
+/// Close-during-ADD races (another thread closes the socket while its entry is applied) are
+/// injected unless SOCKNOTIFY_FUZZ_RACES=0. Before commit 2471d43 they found a core bug: a
+/// close between `socket_info` and ADD gave WSAENOBUFS instead of WSAENOTSOCK, and one between
+/// ADD and the ENABLE tripped `debug_assert!(ok)` in `Machine::apply_new`.
+fn races_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("SOCKNOTIFY_FUZZ_RACES").is_none_or(|v| v != "0"))
 }
 
 struct Fuzz {
@@ -306,6 +339,8 @@ impl Fuzz {
             epolls: vec![BTreeMap::new(); PORTS],
             fail_adds: 0,
             claims: HashMap::new(),
+            race: 0,
+            raced: None,
         };
         // Start with a few open sockets.
         for (fd, kind) in [(0, 0u8), (1, 1), (2, 2), (3, 3)] {
@@ -393,6 +428,21 @@ impl Fuzz {
         let leaked = cookie.is_some_and(|c| self.model.leaked.contains(&(port, c))) || self.world.fail_adds > 0;
         let (mut k, mut c) = split!(&mut self.world, port);
         let got = self.machines[port].apply(fd, fd_valid, key, op, filter, trigger, &mut k, &mut c);
+        self.world.race = 0;
+        if let Some((rfd, sock)) = self.world.raced.take() {
+            // The socket was closed by "another thread" during this entry: it either
+            // succeeded (and the registration dies with the socket) or says NotASocket.
+            assert!(
+                got.is_ok() || got == Err(RegistrationError::NotASocket),
+                "ENABLE/DISABLE racing a close of fd {rfd}: {got:?}"
+            );
+            if got.is_ok() {
+                self.model.issued[port].insert(key);
+                self.model.allowance.insert(key, 1);
+            }
+            self.forget_closed(rfd, sock);
+            return;
+        }
         let creating = expected.is_ok() && op != 0 && !cookie.is_some_and(|c| self.model.regs[port].contains_key(&c));
         if got != expected {
             // The one tolerated difference: an epoll interest that outlived a forgotten
@@ -508,6 +558,12 @@ impl Fuzz {
 
     fn close_fd(&mut self, fd: RawFd) {
         let Some(s) = self.world.fds.get_mut(fd as usize).and_then(Option::take) else { return };
+        self.forget_closed(fd, s);
+    }
+
+    /// Bookkeeping for socket `s`, just closed at `fd`: its interests go, its registrations
+    /// may deliver at most their queued packet.
+    fn forget_closed(&mut self, fd: RawFd, s: Sock) {
         for ep in &mut self.world.epolls {
             if ep.get(&fd).is_some_and(|i| i.cookie == s.cookie) {
                 ep.remove(&fd);
@@ -665,13 +721,16 @@ impl Fuzz {
                 // A closed port is never used again; model "a new port" with a new epoll set.
                 self.world.epolls[port].clear();
             }
-            14 => {
-                if inp.byte() & 1 != 0 {
-                    self.machines[port].new_epoch();
-                } else {
-                    self.world.fail_adds = u32::from(inp.byte() % 3);
+            14 => match inp.byte() % 4 {
+                0 | 1 => self.machines[port].new_epoch(),
+                2 => self.world.fail_adds = u32::from(inp.byte() % 3),
+                _ => {
+                    let b = inp.byte();
+                    if races_enabled() {
+                        self.world.race = 1 + b % 2;
+                    }
                 }
-            }
+            },
             _ => {
                 if inp.byte() & 1 != 0 {
                     self.settle(port);
@@ -688,7 +747,8 @@ impl Fuzz {
     }
 }
 
-fuzz_target!(|data: &[u8]| {
+/// Runs one input (the fuzz target's body).
+pub fn run(data: &[u8]) {
     let mut inp = Input { data };
     let mut f = Fuzz::new();
     let mut steps = 0;
@@ -700,4 +760,4 @@ fuzz_target!(|data: &[u8]| {
         f.world.fail_adds = 0;
         f.settle(p);
     }
-});
+}

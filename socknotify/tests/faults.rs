@@ -8,8 +8,8 @@
 
 use socknotify::winsock::{
     ProcessSocketNotifications, OVERLAPPED_ENTRY, SOCKET, SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_OP_NONE,
-    SOCK_NOTIFY_OP_REMOVE, SOCK_NOTIFY_REGISTER_EVENT_IN, SOCK_NOTIFY_REGISTRATION,
-    SOCK_NOTIFY_TRIGGER_LEVEL, SOCK_NOTIFY_TRIGGER_PERSISTENT, WSAENOBUFS, WSAENOTSOCK,
+    SOCK_NOTIFY_OP_REMOVE, SOCK_NOTIFY_REGISTER_EVENT_IN, SOCK_NOTIFY_REGISTRATION, SOCK_NOTIFY_TRIGGER_LEVEL,
+    SOCK_NOTIFY_TRIGGER_PERSISTENT, WSAENOBUFS, WSAENOTSOCK,
 };
 use socknotify::{Completion, CompletionPort, Error, Events, Registration, Trigger};
 use std::collections::{HashMap, HashSet};
@@ -37,9 +37,14 @@ fn in_child(test: &str) -> bool {
 /// fails. The child sees `CHILD=test` and may change its own resource limits.
 fn run_in_child(test: &str) {
     let exe = std::env::current_exe().unwrap();
+    // Under Address/ThreadSanitizer an allocation beyond RLIMIT_AS must fail, not abort.
+    let asan = std::env::var("ASAN_OPTIONS").map_or(String::new(), |o| o + ":");
+    let tsan = std::env::var("TSAN_OPTIONS").map_or(String::new(), |o| o + ":");
     let out = Command::new(exe)
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD, test)
+        .env("ASAN_OPTIONS", asan + "allocator_may_return_null=1")
+        .env("TSAN_OPTIONS", tsan + "allocator_may_return_null=1")
         .output()
         .expect("start the child test process");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -316,12 +321,10 @@ fn out_of_memory_fails_the_whole_call_with_wsaenobufs_and_changes_nothing() {
 /// WSAENOTSOCK. A new socket that reuses the descriptor number is then registered with a
 /// new key: every packet for it carries the new key, never the old one, and the old key
 /// produces at most the one packet that was queued before the close.
-///
-/// Ignored until the core handles a close that lands inside `Machine::apply_new` (between
-/// `socket_info` and `epoll_ctl(ADD)` the entry reports WSAENOBUFS; between ADD and the
-/// ENABLE's MOD a debug build panics on `debug_assert!(ok)`). See the hardening report.
+/// (Before commit 2471d43 this found a core bug: a close landing between `socket_info` and
+/// `epoll_ctl(ADD)` gave WSAENOBUFS, and one between ADD and the ENABLE's MOD tripped
+/// `debug_assert!(ok)` in `Machine::apply_new` in debug builds.)
 #[test]
-#[ignore = "core bug: a close racing ENABLE gives WSAENOBUFS or trips debug_assert!(ok) in Machine::apply_new"]
 fn socket_closed_by_another_thread_while_enabling_never_leaks_the_old_key() {
     let port = CompletionPort::new().unwrap();
     let started = Instant::now();
@@ -431,13 +434,20 @@ fn port_closed_while_threads_register_and_dequeue_ends_every_thread() {
                             let op = if i % 3 == 0 {
                                 Registration::remove(a)
                             } else {
-                                Registration::enable(a, i % socks.len(), Events::IN | Events::OUT, Trigger::LEVEL_ONESHOT)
+                                Registration::enable(
+                                    a,
+                                    i % socks.len(),
+                                    Events::IN | Events::OUT,
+                                    Trigger::LEVEL_ONESHOT,
+                                )
                             };
                             let mut regs = [op];
                             port.process(&mut regs, &mut out, Some(Duration::from_millis(5)))
                         }
                         // Posters, with non-blocking dequeues.
-                        _ => port.post(Completion::new(1 << 40, 1, 2)).and_then(|_| port.dequeue(&mut out, Some(Duration::ZERO))),
+                        _ => port
+                            .post(Completion::new(1 << 40, 1, 2))
+                            .and_then(|_| port.dequeue(&mut out, Some(Duration::ZERO))),
                     };
                     match r {
                         // Keep calling until the close is seen.
@@ -468,8 +478,11 @@ fn port_closed_while_threads_register_and_dequeue_ends_every_thread() {
         assert!(matches!(port.post(Completion::default()), Err(Error::InvalidHandle)));
         // D6: the sockets are free to join another port.
         let port2 = CompletionPort::new().unwrap();
-        let mut regs: Vec<Registration<'_>> =
-            socks.iter().enumerate().map(|(k, (a, _))| Registration::enable(a, k, Events::OUT, Trigger::LEVEL_ONESHOT)).collect();
+        let mut regs: Vec<Registration<'_>> = socks
+            .iter()
+            .enumerate()
+            .map(|(k, (a, _))| Registration::enable(a, k, Events::OUT, Trigger::LEVEL_ONESHOT))
+            .collect();
         port2.process(&mut regs, &mut [], Some(Duration::ZERO)).unwrap();
         for r in &regs {
             r.result().unwrap();
@@ -665,11 +678,10 @@ fn signals_during_waits_lose_no_packet() {
 /// the socket) must not leave the socket's epoll interest behind: the socket can be
 /// registered with the same port again, and a readable socket does not keep waking the
 /// port's poller for nothing.
-///
-/// Ignored until the core deletes the epoll interest in `Machine::forget_fd` (today the new
-/// ENABLE fails with WSAENOBUFS: EPOLL_CTL_ADD answers EEXIST; see the hardening report).
+/// (Before commit 2471d43 this found a core bug: the stale interest made an idle 300 ms wait
+/// spin through about 180,000 system calls, and the new ENABLE failed with WSAENOBUFS because
+/// EPOLL_CTL_ADD answered EEXIST.)
 #[test]
-#[ignore = "core bug: forget_fd leaves the epoll interest; re-registering gives WSAENOBUFS"]
 fn a_registration_forgotten_while_its_socket_stays_open_can_be_made_again() {
     let port = CompletionPort::new().unwrap();
     let (a, peer) = pair();
