@@ -348,7 +348,8 @@ impl Run {
         let b = inp.byte();
         let ent_null = b & 1 != 0;
         let cnt_null = b & 2 != 0;
-        let count = if ent_null { [0, 1, 4][usize::from(b >> 2) % 3] } else { u32::from(b >> 2) % (ENTRIES as u32 + 1) };
+        let count =
+            if ent_null { [0, 1, 4][usize::from(b >> 2) % 3] } else { u32::from(b >> 2) % (ENTRIES as u32 + 1) };
         let mut entries = [OVERLAPPED_ENTRY { lpCompletionKey: 0xAAAA, ..Default::default() }; ENTRIES];
         let snapshot = entries;
         let mut removed: u32 = SENTINEL;
@@ -492,7 +493,9 @@ impl Run {
                 let i = usize::from(inp.byte()) % PAIRS;
                 if let Some(fd) = self.ours[i].as_ref() {
                     // SAFETY: reads into our own buffer; the descriptor is non-blocking.
-                    unsafe { libc::recv(fd.as_raw_fd(), self.buf.as_mut_ptr().cast(), self.buf.len(), libc::MSG_DONTWAIT) };
+                    unsafe {
+                        libc::recv(fd.as_raw_fd(), self.buf.as_mut_ptr().cast(), self.buf.len(), libc::MSG_DONTWAIT)
+                    };
                 }
             }
             _ => {

@@ -304,9 +304,9 @@ struct Fuzz {
 
 fn new_sock(cookie: u64, kind: u8) -> Sock {
     let (socket, stream, tcp) = match kind % 4 {
-        0 => (true, true, true),   // TCP
-        1 => (true, true, false),  // Unix stream
-        2 => (true, false, false), // UDP
+        0 => (true, true, true),    // TCP
+        1 => (true, true, false),   // Unix stream
+        2 => (true, false, false),  // UDP
         _ => (false, false, false), // a pipe: open, not a socket
     };
     Sock {
@@ -314,10 +314,11 @@ fn new_sock(cookie: u64, kind: u8) -> Sock {
         socket,
         stream,
         tcp,
-        revents: if stream { EPOLLOUT } else { EPOLLOUT },
+        // A fresh TCP socket says OUT|HUP (and maps to nothing, D19); the others are writable.
+        revents: if tcp { EPOLLOUT | EPOLLHUP } else { EPOLLOUT },
         counters: (0, 0, 0),
         never_connected: false,
-        ever_bad: false,
+        ever_bad: tcp,
     }
 }
 
@@ -373,7 +374,15 @@ impl Fuzz {
         s.socket.then_some(s.cookie)
     }
 
-    fn predict(&self, port: usize, fd: RawFd, fd_valid: bool, op: u8, filter: u16, trigger: u8) -> Result<(), RegistrationError> {
+    fn predict(
+        &self,
+        port: usize,
+        fd: RawFd,
+        fd_valid: bool,
+        op: u8,
+        filter: u16,
+        trigger: u8,
+    ) -> Result<(), RegistrationError> {
         use RegistrationError::*;
         match op {
             0 => return Ok(()),
@@ -404,7 +413,7 @@ impl Fuzz {
 
     fn apply(&mut self, port: usize, inp: &mut Input<'_>) {
         let fd = self.fd_from(inp.byte());
-        let fd_valid = inp.byte() % 16 != 0;
+        let fd_valid = !inp.byte().is_multiple_of(16);
         let op = match inp.byte() % 8 {
             0 => 0,
             1 | 2 => 1,
@@ -620,8 +629,15 @@ impl Fuzz {
             if s.cookie != *cookie || s.ever_bad || self.model.leaked.contains(&(port, *cookie)) {
                 continue;
             }
-            let holds = (s.revents & EPOLLIN != 0 && r.filter & 1 != 0) || (s.revents & EPOLLOUT != 0 && r.filter & 2 != 0);
-            assert!(!holds || keys.contains(&r.key), "LEVEL|PERSISTENT key {} (filter {:#x}) holds {:#x} but got no packet", r.key, r.filter, s.revents);
+            let holds =
+                (s.revents & EPOLLIN != 0 && r.filter & 1 != 0) || (s.revents & EPOLLOUT != 0 && r.filter & 2 != 0);
+            assert!(
+                !holds || keys.contains(&r.key),
+                "LEVEL|PERSISTENT key {} (filter {:#x}) holds {:#x} but got no packet",
+                r.key,
+                r.filter,
+                s.revents
+            );
         }
     }
 
@@ -677,7 +693,7 @@ impl Fuzz {
             11 => {
                 // closesocket (forget_fd on every port, then close) or a bare forget_fd.
                 let fd = self.fd_from(inp.byte());
-                let bare = inp.byte() % 4 == 0;
+                let bare = inp.byte().is_multiple_of(4);
                 let cookie = self.cur_cookie(fd);
                 for p in 0..PORTS {
                     let (mut k, mut c) = split!(&mut self.world, p);

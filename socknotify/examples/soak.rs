@@ -149,7 +149,8 @@ fn worker(sh: Arc<Shared>, id: usize) {
             let ev = c.events();
             if key == LISTENER {
                 if ev.contains(Events::REMOVE) {
-                    if !sh.closing_listener.load(Ordering::SeqCst) || sh.listener_state.swap(DONE, Ordering::SeqCst) == DONE
+                    if !sh.closing_listener.load(Ordering::SeqCst)
+                        || sh.listener_state.swap(DONE, Ordering::SeqCst) == DONE
                     {
                         sh.violation(format!("unexpected listener REMOVE {ev:?}"));
                     }
@@ -419,8 +420,7 @@ fn main() {
     }
     // Let the server finish every connection (bounded).
     let drain_end = Instant::now() + Duration::from_secs(30);
-    while (!sh.conns.lock().unwrap().is_empty()
-        || sh.posted_seen.lock().unwrap()[..posts].iter().any(|&s| s == 0))
+    while (!sh.conns.lock().unwrap().is_empty() || sh.posted_seen.lock().unwrap()[..posts].contains(&0))
         && Instant::now() < drain_end
     {
         thread::sleep(Duration::from_millis(20));

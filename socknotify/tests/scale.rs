@@ -204,10 +204,8 @@ fn round(port: &CompletionPort, pairs: &[(UnixStream, UnixStream)], k: usize, se
         }
         got += m;
     }
-    let mut regs: Vec<Registration<'_>> = rearm
-        .iter()
-        .map(|&key| Registration::enable(&pairs[key].0, key, Events::IN, Trigger::LEVEL_ONESHOT))
-        .collect();
+    let mut regs: Vec<Registration<'_>> =
+        rearm.iter().map(|&key| Registration::enable(&pairs[key].0, key, Events::IN, Trigger::LEVEL_ONESHOT)).collect();
     port.process(&mut regs, &mut [], Some(Duration::ZERO)).unwrap();
     (t.elapsed().as_nanos(), CompletionPort::syscalls() - s0)
 }
