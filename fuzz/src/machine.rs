@@ -611,12 +611,8 @@ impl Fuzz {
         let mut keys = HashSet::new();
         for _ in 0..2 {
             self.harvest(port, usize::MAX);
-            loop {
-                let k = self.deliver(port, 64);
-                if k.is_empty() {
-                    break;
-                }
-                keys.extend(k);
+            while self.machines[port].queued() > 0 {
+                keys.extend(self.deliver(port, 64));
             }
         }
         assert_eq!(self.machines[port].queued(), self.model.posted[port].len());
