@@ -23,6 +23,8 @@ pub const ERROR_ABANDONED_WAIT_0: u32 = 735;
 pub const ERROR_IO_PENDING: u32 = 997;
 /// REMOVE of a socket that has no registration (`ERROR_NOT_FOUND`, D12).
 pub const ERROR_NOT_FOUND: u32 = 1168;
+/// An internal failure (the C API returns it when it catches a panic at its boundary).
+pub const ERROR_INTERNAL_ERROR: u32 = 1359;
 /// The timeout code named in the `timeoutMs` text of the documentation (Q2); never returned.
 pub const ERROR_TIMEOUT: u32 = 1460;
 /// Base of the `WSAE*` codes.

@@ -612,7 +612,7 @@ impl CompletionPort {
             Ok(_) => {
                 st.running += 1;
                 drop(st);
-                inner.associate(self);
+                inner.associate();
             }
             Err(_) => inner.dispatch(&mut st),
         }
@@ -809,7 +809,7 @@ impl Inner {
         }
     }
 
-    fn associate(self: &Arc<Self>, _port: &CompletionPort) {
+        fn associate(self: &Arc<Self>) {
         let new = Association(Some(Arc::downgrade(self)));
         let old = ASSOCIATION.with(|a| std::mem::replace(&mut *a.borrow_mut(), new));
         drop(old);
