@@ -33,7 +33,10 @@ run_tsan() {
   echo "rust-sanitizers.sh: ThreadSanitizer"
   RUSTFLAGS="-Zsanitizer=thread" RUSTDOCFLAGS="-Zsanitizer=thread" \
     CARGO_TARGET_DIR="$root/target/tsan" \
-    cargo +nightly test -Zbuild-std -p socknotify --target "$target" "${tests[@]}"
+    cargo +nightly test -Zbuild-std -p socknotify --target "$target" "${tests[@]}" -- \
+    --skip socket_closed_by_another_thread_while_enabling
+  # (That test closes a descriptor while another thread passes it to epoll_ctl, on purpose:
+  # TSan reports the close as a race on the descriptor, which is the fault being injected.)
 }
 run_miri() {
   installed miri || { skip miri "no miri: rustup component add --toolchain nightly miri rust-src"; return; }
