@@ -4,7 +4,8 @@
 //! ```text
 //! cargo run --release -p socknotify-bench -- [--quick] [--markdown] [--tcp] [--reps N]
 //!     [--batch N] [--wall] [--mech epoll,mio,polling,socknotify,sn-epoll]
-//!     [rearm] [burst] [churn] [postwake]
+//!     [--echo-conns C] [--echo-reqs M] [--echo-size B] [--echo-workers W] [--echo-clients T]
+//!     [--echo-seconds S] [rearm] [burst] [churn] [postwake] [echo]
 //! ```
 //!
 //! Mechanisms: `baseline` (the same socket writes and reads with no mechanism), raw `epoll`
@@ -24,8 +25,12 @@
 //! every wait has a timeout, and a watchdog ends a stuck run with an error. A failing or
 //! panicking mechanism (for example a core still at `todo!()`) shows as an error and makes
 //! the exit status non-zero; the other mechanisms still run.
+//!
+//! `echo` (see `echo.rs`) is the echo demo's server written once per mechanism, all under the
+//! same multiplexed TCP load: requests/s, p50/p99 latency and server CPU time per request.
 
 mod churn;
+mod echo;
 mod postwake;
 mod ready;
 mod util;
@@ -35,7 +40,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use util::{fmt_ns, group, guarded, PairKind, Pairs, Plan};
 
-const SCENARIOS: [&str; 4] = ["rearm", "burst", "churn", "postwake"];
+const SCENARIOS: [&str; 5] = ["rearm", "burst", "churn", "postwake", "echo"];
 
 struct Opts {
     quick: bool,
@@ -44,12 +49,20 @@ struct Opts {
     reps: usize,
     mechs: Vec<Mech>,
     scenarios: Vec<String>,
+    echo: echo::Config,
+    /// Runs per mechanism of the echo scenario (`--reps`, else 5; quick 1).
+    echo_reps: usize,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: socknotify-bench [--quick] [--markdown] [--tcp] [--reps N] [--batch N] [--wall] \
-         [--mech epoll,mio,polling,socknotify,sn-epoll] [{}]...",
+         [--mech epoll,mio,polling,socknotify,sn-epoll] [--echo-conns C] [--echo-reqs M] [--echo-size B] \
+         [--echo-workers W] [--echo-clients T] [--echo-seconds S] [{}]...\n\
+         scenarios (default: all): rearm, burst, churn, postwake, and echo (the echo demo's TCP server \
+         written once per mechanism under one shared load: requests/s, p50/p99, server CPU per request; \
+         defaults 200 connections x 200 requests of 64 bytes, 2 workers, 2 client threads, 5 runs per \
+         mechanism, quick 100 x 100 and 1 run)",
         SCENARIOS.join("|")
     );
     std::process::exit(2);
@@ -63,7 +76,11 @@ fn parse_args() -> Opts {
         reps: 0,
         mechs: Mech::ALL.to_vec(),
         scenarios: Vec::new(),
+        echo: echo::Config::new(false),
+        echo_reps: 0,
     };
+    // Applied after the loop, over the defaults of --quick (which may come later).
+    let mut echo_set: Vec<(String, usize)> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -88,6 +105,10 @@ fn parse_args() -> Opts {
                 }
                 o.mechs = m;
             }
+            "--echo-conns" | "--echo-reqs" | "--echo-size" | "--echo-workers" | "--echo-clients" | "--echo-seconds" => {
+                let v = args.next().and_then(|v| v.parse().ok()).filter(|&v| v > 0).unwrap_or_else(|| usage());
+                echo_set.push((a.clone(), v));
+            }
             "-h" | "--help" => usage(),
             s if SCENARIOS.contains(&s) => o.scenarios.push(s.to_string()),
             _ => usage(),
@@ -96,8 +117,26 @@ fn parse_args() -> Opts {
     if o.scenarios.is_empty() {
         o.scenarios = SCENARIOS.iter().map(|s| s.to_string()).collect();
     }
+    o.echo_reps = if o.reps > 0 {
+        o.reps
+    } else if o.quick {
+        1
+    } else {
+        5
+    };
     if o.reps == 0 {
         o.reps = if o.quick { 3 } else { 7 };
+    }
+    o.echo = echo::Config::new(o.quick);
+    for (f, v) in echo_set {
+        match f.as_str() {
+            "--echo-conns" => o.echo.conns = v,
+            "--echo-reqs" => o.echo.requests = v,
+            "--echo-size" => o.echo.size = v,
+            "--echo-workers" => o.echo.workers = v,
+            "--echo-clients" => o.echo.clients = v,
+            _ => o.echo.limit = Duration::from_secs(v as u64),
+        }
     }
     o
 }
@@ -312,6 +351,68 @@ fn scen_churn(o: &Opts, rows: &mut Vec<Row>, max_pairs: usize) {
         }
         rows.push(row);
     }
+}
+
+/// One mechanism's echo runs.
+struct EchoRow {
+    mech: Mech,
+    runs: Vec<echo::Outcome>,
+    error: Option<String>,
+}
+
+impl EchoRow {
+    /// The median over the runs of `f`.
+    fn med(&self, f: impl Fn(&echo::Outcome) -> f64) -> Option<f64> {
+        if self.error.is_some() || self.runs.is_empty() {
+            return None;
+        }
+        Some(fmedian(&self.runs.iter().map(f).collect::<Vec<f64>>()))
+    }
+}
+
+/// The echo scenario: every mechanism but the baseline, `o.echo_reps` runs each, the order
+/// rotating every repetition; a fresh server and fresh connections every run.
+fn scen_echo(o: &Opts) -> Vec<EchoRow> {
+    let mechs: Vec<Mech> = o.mechs.iter().copied().filter(|&m| m != Mech::Baseline).collect();
+    let mut rows: Vec<EchoRow> = mechs.iter().map(|&mech| EchoRow { mech, runs: Vec::new(), error: None }).collect();
+    let need = (2 * o.echo.conns + 300) as u64;
+    if util::raise_nofile() < need {
+        let e = format!("{} connections need about {need} descriptors (RLIMIT_NOFILE is lower)", o.echo.conns);
+        eprintln!("  error: echo: {e}");
+        for r in &mut rows {
+            r.error = Some(e.clone());
+        }
+        return rows;
+    }
+    for rep in 0..o.echo_reps {
+        for m in rotated(&mechs, rep) {
+            let row = rows.iter_mut().find(|r| r.mech == m).unwrap();
+            if row.error.is_some() {
+                continue;
+            }
+            stage(format!("echo rep {}/{} {}", rep + 1, o.echo_reps, m.name()));
+            match guarded(|| echo::run(m, &o.echo)) {
+                Ok(out) => {
+                    eprintln!(
+                        "    {:.0} requests/s, p50 {:.1} us, p99 {:.1} us, max {:.1} us, server CPU {:.2} us/request, \
+                         first connection done at {:.0} % of the run",
+                        out.rate(),
+                        out.p50_ns as f64 / 1e3,
+                        out.p99_ns as f64 / 1e3,
+                        out.max_ns as f64 / 1e3,
+                        out.server_cpu_ns as f64 / 1e3 / out.requests as f64,
+                        100.0 * out.first_done_secs / out.secs
+                    );
+                    row.runs.push(out);
+                }
+                Err(e) => {
+                    eprintln!("  error: echo {}: {e}", m.name());
+                    row.error = Some(e);
+                }
+            }
+        }
+    }
+    rows
 }
 
 struct WakeRow {
@@ -570,6 +671,108 @@ fn print_wake(rows: &[WakeRow]) {
     }
 }
 
+fn print_echo(rows: &[EchoRow], o: &Opts) {
+    if rows.is_empty() {
+        return;
+    }
+    let c = &o.echo;
+    println!();
+    println!(
+        "echo: the echo demo's server per mechanism, {} workers; load: {} TCP loopback connections x {} requests \
+         of {} bytes, one outstanding per connection, {} client threads on raw epoll, every byte checked.",
+        c.workers, c.conns, c.requests, c.size, c.clients
+    );
+    println!(
+        "Each cell is the median of {} run(s) per mechanism (order rotating, fresh server each run). requests/s and \
+         latency are wall-clock (they move with the machine's load); server CPU = CPU time of the worker \
+         threads per request (user + kernel), client CPU likewise for the client threads; wakeups = \
+         connection notifications the server handled per request; 1st conn done = when the first connection \
+         finished its requests (a server that keeps every connection at the same pace: near 100 %; the \
+         requests/s of a less fair one suffer from the tail where few connections are left).",
+        o.echo_reps
+    );
+    println!();
+    let header: Vec<String> = [
+        "mechanism",
+        "requests/s",
+        "req/s min-max",
+        "p50 (us)",
+        "p99 (us)",
+        "server CPU/req (us)",
+        "client CPU/req (us)",
+        "wakeups/req",
+        "1st conn done (% of run)",
+        "req/s vs epoll",
+        "server CPU vs epoll",
+        "socknotify syscalls/req",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let epoll = rows.iter().find(|r| r.mech == Mech::Epoll);
+    let per_req = |r: &echo::Outcome, ns: u64| ns as f64 / 1e3 / r.requests as f64;
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let mut v = vec![r.mech.name().to_string()];
+            if r.error.is_some() {
+                v.extend((0..header.len() - 1).map(|_| "ERROR".to_string()));
+                return v;
+            }
+            let rate = r.med(|x| x.rate());
+            let cpu = r.med(|x| per_req(x, x.server_cpu_ns));
+            let (lo, hi) =
+                r.runs.iter().map(|x| x.rate()).fold((f64::INFINITY, 0.0f64), |(lo, hi), x| (lo.min(x), hi.max(x)));
+            let f1 = |x: Option<f64>| x.map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into());
+            let f2 = |x: Option<f64>| x.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into());
+            v.push(rate.map(|x| group(x.round() as i64)).unwrap_or_else(|| "-".into()));
+            v.push(format!("{}-{}", group(lo.round() as i64), group(hi.round() as i64)));
+            v.push(f1(r.med(|x| x.p50_ns as f64 / 1e3)));
+            v.push(f1(r.med(|x| x.p99_ns as f64 / 1e3)));
+            v.push(f2(cpu));
+            v.push(f2(r.med(|x| per_req(x, x.client_cpu_ns))));
+            v.push(f2(r.med(|x| x.wakeups as f64 / x.requests as f64)));
+            v.push(
+                r.med(|x| 100.0 * x.first_done_secs / x.secs).map(|x| format!("{x:.0}")).unwrap_or_else(|| "-".into()),
+            );
+            v.push(ratio(rate, epoll.and_then(|e| e.med(|x| x.rate()))));
+            v.push(ratio(cpu, epoll.and_then(|e| e.med(|x| per_req(x, x.server_cpu_ns)))));
+            v.push(if r.mech.is_socknotify() {
+                f2(r.med(|x| x.sn_syscalls.unwrap_or(0) as f64 / x.requests as f64))
+            } else {
+                "-".into()
+            });
+            v
+        })
+        .collect();
+    print_table(&header, &body, 1);
+}
+
+fn print_method(o: &Opts) {
+    println!(
+        "{} repetitions, fresh pairs each; a cell is the median of its samples (readiness: one per \
+         slice of rounds, mechanisms taking turns; churn: one per repetition; postwake: all round \
+         trips); rearm = oneshot + re-arm per event \
+         (socknotify: LEVEL_ONESHOT re-enabled in the next process call), burst = persistent level \
+         registrations (mio is edge-triggered: it has no level mode); every mechanism collects \
+         into a buffer of {} entries. Timed with {}.",
+        o.reps,
+        ready::out_len(),
+        if util::wall_clock() {
+            "wall-clock time"
+        } else {
+            "the thread's CPU time (user + kernel; rearm, burst and churn run on one thread and never \
+             block), so other processes' load does not count; --wall for wall-clock time"
+        }
+    );
+}
+
+/// The 1, 5 and 15 minute load averages, as `/proc/loadavg` has them.
+fn loadavg() -> String {
+    let s = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -600,12 +803,14 @@ fn main() {
 
     let mut rows = Vec::new();
     let mut wake = Vec::new();
+    let mut echo_rows = Vec::new();
     for s in &o.scenarios {
         match s.as_str() {
             "rearm" => scen_rearm(&o, &mut rows),
             "burst" => scen_burst(&o, &mut rows, max_pairs),
             "churn" => scen_churn(&o, &mut rows, max_pairs),
             "postwake" => wake = scen_postwake(&o),
+            "echo" => echo_rows = scen_echo(&o),
             _ => unreachable!(),
         }
     }
@@ -619,7 +824,12 @@ fn main() {
     } else {
         println!("socknotify-bench {}", cmd.join(" "));
     }
-    println!("Machine: {}. Sockets: {}.", machine(), o.kind.describe());
+    let pairs_used = o.scenarios.iter().any(|s| s != "echo");
+    if pairs_used {
+        println!("Machine: {}. Sockets: {}.", machine(), o.kind.describe());
+    } else {
+        println!("Machine: {}. Load average: {}.", machine(), loadavg());
+    }
     let backend = match Mech::Socknotify.port() {
         Ok(p) => {
             let b = format!("{:?}", p.backend());
@@ -632,24 +842,16 @@ fn main() {
         "socknotify = the default backend (Backend::Auto, which resolved to {backend} here); sn-epoll = \
          Backend::Epoll (plain epoll system calls)."
     );
-    println!(
-        "{} repetitions, fresh pairs each; a cell is the median of its samples (readiness: one per \
-         slice of rounds, mechanisms taking turns; churn: one per repetition; postwake: all round \
-         trips); rearm = oneshot + re-arm per event \
-         (socknotify: LEVEL_ONESHOT re-enabled in the next process call), burst = persistent level \
-         registrations (mio is edge-triggered: it has no level mode); every mechanism collects \
-         into a buffer of {} entries. Timed with {}.",
-        o.reps,
-        ready::out_len(),
-        if util::wall_clock() {
-            "wall-clock time"
-        } else {
-            "the thread's CPU time (user + kernel; rearm, burst and churn run on one thread and never \
-             block), so other processes' load does not count; --wall for wall-clock time"
-        }
-    );
+    if pairs_used {
+        print_method(&o);
+    }
     print_ready(&rows, &o.mechs);
     print_wake(&wake);
+    print_echo(&echo_rows, &o);
+    if pairs_used && !echo_rows.is_empty() {
+        println!();
+        println!("Load average at the end: {}.", loadavg());
+    }
 
     let mut errors = Vec::new();
     for r in &rows {
@@ -662,6 +864,11 @@ fn main() {
     for w in &wake {
         if let Some(e) = &w.error {
             errors.push(format!("postwake {}: {e}", w.mech.name()));
+        }
+    }
+    for r in &echo_rows {
+        if let Some(e) = &r.error {
+            errors.push(format!("echo {}: {e}", r.mech.name()));
         }
     }
     println!();
