@@ -106,7 +106,7 @@ const _: () = {
     assert!(offset_of!(OVERLAPPED, hEvent) == 24);
     assert!(size_of::<OVERLAPPED_0>() == 8);
     assert!(offset_of!(OVERLAPPED_0_0, OffsetHigh) == 4);
-        // OVERLAPPED_ENTRY and SOCK_NOTIFY_REGISTRATION are the core's (socknotify::winsock),
+    // OVERLAPPED_ENTRY and SOCK_NOTIFY_REGISTRATION are the core's (socknotify::winsock),
     // whose layouts are asserted there.
 
     assert!(size_of::<SOCKET>() == 8);

@@ -809,7 +809,7 @@ impl Inner {
         }
     }
 
-        fn associate(self: &Arc<Self>) {
+    fn associate(self: &Arc<Self>) {
         let new = Association(Some(Arc::downgrade(self)));
         let old = ASSOCIATION.with(|a| std::mem::replace(&mut *a.borrow_mut(), new));
         drop(old);
