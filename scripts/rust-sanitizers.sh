@@ -5,6 +5,7 @@
 #   miri  the fuzz `machine` harness (pure state machine, fake kernel) on its seed corpus
 #
 #   scripts/rust-sanitizers.sh [asan|tsan|miri|all]      (default: asan)
+# Build directories: ${SANITIZER_TARGET_DIR:-target}/{asan,tsan,miri}.
 # A checker whose toolchain part is missing is skipped with a message (exit 0), unless
 # SANITIZERS_REQUIRED=1. (The C API's ASan/valgrind run is socknotify-c/tests/run-sanitizers.sh.)
 set -euo pipefail
@@ -24,7 +25,7 @@ run_asan() {
   [ -n "$target" ] || { skip asan "no nightly toolchain"; return; }
   echo "rust-sanitizers.sh: AddressSanitizer"
   RUSTFLAGS="-Zsanitizer=address" RUSTDOCFLAGS="-Zsanitizer=address" \
-    CARGO_TARGET_DIR="$root/target/asan" \
+    CARGO_TARGET_DIR="${SANITIZER_TARGET_DIR:-$root/target}/asan" \
     cargo +nightly test -p socknotify --target "$target" "${tests[@]}"
 }
 run_tsan() {
@@ -32,7 +33,7 @@ run_tsan() {
   installed rust-src || { skip tsan "no rust-src for -Zbuild-std: rustup component add --toolchain nightly rust-src"; return; }
   echo "rust-sanitizers.sh: ThreadSanitizer"
   RUSTFLAGS="-Zsanitizer=thread" RUSTDOCFLAGS="-Zsanitizer=thread" \
-    CARGO_TARGET_DIR="$root/target/tsan" \
+    CARGO_TARGET_DIR="${SANITIZER_TARGET_DIR:-$root/target}/tsan" \
     cargo +nightly test -Zbuild-std -p socknotify --target "$target" "${tests[@]}" -- \
     --skip socket_closed_by_another_thread_while_enabling
   # (That test closes a descriptor while another thread passes it to epoll_ctl, on purpose:
@@ -42,8 +43,8 @@ run_miri() {
   installed miri || { skip miri "no miri: rustup component add --toolchain nightly miri rust-src"; return; }
   echo "rust-sanitizers.sh: miri (fuzz machine harness on its seed corpus)"
   # The corpus is read from disk: isolation off.
-  (cd fuzz && MIRIFLAGS="${MIRIFLAGS:--Zmiri-disable-isolation}" CARGO_TARGET_DIR="$root/target/miri" \
-    cargo +nightly miri test --test replay machine)
+  (cd fuzz && MIRIFLAGS="${MIRIFLAGS:--Zmiri-disable-isolation}" \
+    CARGO_TARGET_DIR="${SANITIZER_TARGET_DIR:-$root/target}/miri" cargo +nightly miri test --test replay machine)
 }
 
 case "$mode" in
