@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 /// Hand-written seeds first (named), then the ones libFuzzer found (named by their SHA-1).
-/// Under miri, which is slow, only the first few.
+/// Under miri, which is slow (about 45 s per found input), only the hand-written seeds.
 fn files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -22,7 +22,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     };
     v.sort_by_key(|p| (found(p), p.clone()));
     if cfg!(miri) {
-        v.truncate(24);
+        v.retain(|p| !found(p));
     }
     v
 }
