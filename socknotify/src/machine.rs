@@ -3,8 +3,9 @@
 //! No system calls happen here. What the machine needs from the kernel (watch a descriptor,
 //! sample its readiness, read TCP byte counters) it asks of a [`Kernel`], and what it needs
 //! from the process-wide one-port-per-socket table it asks of [`Claims`]. The port supplies
-//! real implementations; the tests below supply a scripted one and check every rule of
-//! spec §4 and decisions D7–D21 exhaustively.
+//! real implementations; the fuzz harness (`fuzz/src/machine.rs`) supplies a scripted one and
+//! checks every result against a reference model. Only the batch reservation
+//! ([`Machine::reserve`]) fails cleanly on out-of-memory; other growth aborts as usual.
 //!
 //! Readiness comes from epoll bits (`revents`). [`readiness`] turns them into Windows' bits
 //! (spec §5.4, decision D19).
