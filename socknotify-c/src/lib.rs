@@ -481,9 +481,11 @@ unsafe fn psn(
             || ranges_overlap(received_range, reg_range)
             || ranges_overlap(received_range, entry_range),
     };
-    if let Err(code) = shape.check() {
-        return code;
-    }
+    // The call-shape rules are checked here, once; the core does not check them again.
+    let call = match shape.validate() {
+        Ok(call) => call,
+        Err(code) => return code,
+    };
     // Pointers the shape rules accepted must still be usable as Rust slices.
     if (!regs.is_null() && (!regs.is_aligned() || reg_range.is_none()))
         || (!entries.is_null() && (!entries.is_aligned() || entry_range.is_none()))
@@ -504,7 +506,7 @@ unsafe fn psn(
             received.as_mut(),
         )
     };
-    ws::ProcessSocketNotifications(&port, regs, timeout_ms, entries, received)
+    ws::process_validated(&port, call, regs.unwrap_or_default(), entries.unwrap_or_default(), received)
 }
 
 /// The exported form of the header's inline `SocketNotificationRetrieveEvents` (NULL → 0).
@@ -640,13 +642,13 @@ mod tests {
         values
     }
 
-    /// Every code of the project's one code table (`socknotify/src/codes.rs`) is in the header
+    /// Every code of the project's one code table (`socknotify/src/abi/codes.rs`) is in the header
     /// with the same value, and so are the SOCK_NOTIFY_* values of the core.
     #[test]
     fn header_values_match_the_code_table() {
         use socknotify::winsock as w;
         let defines = header_defines();
-        let codes_rs = include_str!("../../socknotify/src/codes.rs");
+        let codes_rs = include_str!("../../socknotify/src/abi/codes.rs");
         let mut checked = 0;
         for line in codes_rs.lines() {
             let Some(rest) = line.trim().strip_prefix("pub const ") else { continue };

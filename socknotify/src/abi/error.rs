@@ -1,6 +1,6 @@
 //! Error types. Each maps to exactly one code of [`crate::codes`].
 
-use crate::codes;
+use super::codes;
 use std::fmt;
 
 /// Why a whole call failed. A failed call changed nothing (decision D3),
@@ -11,8 +11,6 @@ pub enum Error {
     /// The call's shape is invalid (for example a timeout with nowhere to put
     /// packets, spec V1/V2/V4). `WSAEINVAL`.
     InvalidArgument(&'static str),
-    /// A required output pointer is missing (C API only, spec V3). `WSAEFAULT`.
-    Fault(&'static str),
     /// The port was closed before the call started. `ERROR_INVALID_HANDLE`.
     InvalidHandle,
     /// The port was closed while this thread waited on it. `ERROR_ABANDONED_WAIT_0`.
@@ -34,7 +32,6 @@ impl Error {
     pub fn code(&self) -> u32 {
         match self {
             Error::InvalidArgument(_) => codes::WSAEINVAL,
-            Error::Fault(_) => codes::WSAEFAULT,
             Error::InvalidHandle => codes::ERROR_INVALID_HANDLE,
             Error::Abandoned => codes::ERROR_ABANDONED_WAIT_0,
             Error::NoBuffers | Error::Io(_) => codes::WSAENOBUFS,
@@ -46,7 +43,6 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::InvalidArgument(why) => write!(f, "invalid argument: {why}"),
-            Error::Fault(why) => write!(f, "missing pointer: {why}"),
             Error::InvalidHandle => f.write_str("the completion port is closed"),
             Error::Abandoned => f.write_str("the completion port was closed during the wait"),
             Error::NoBuffers => f.write_str("out of memory or resources; nothing was changed"),

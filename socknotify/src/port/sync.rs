@@ -37,3 +37,12 @@ pub(crate) fn wait<'a, T>(
         },
     }
 }
+
+/// Takes the lock if it is free (ignoring poisoning), without waiting.
+pub(crate) fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match m.try_lock() {
+        Ok(g) => Some(g),
+        Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
+}

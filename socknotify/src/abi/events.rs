@@ -1,5 +1,6 @@
-//! Event masks and trigger flags: small value types with Windows' bit values.
+//! Event masks and trigger flags: small value types whose values are Windows' constants.
 
+use super::windows::*;
 use std::fmt;
 use std::ops::{BitAnd, BitOr, BitOrAssign, Not};
 
@@ -23,21 +24,21 @@ pub struct Events(u32);
 
 impl Events {
     /// No bits.
-    pub const NONE: Events = Events(0x00);
+    pub const NONE: Events = Events(SOCK_NOTIFY_REGISTER_EVENT_NONE as u32);
     /// A receive (or accept) would not block.
-    pub const IN: Events = Events(0x01);
+    pub const IN: Events = Events(SOCK_NOTIFY_EVENT_IN);
     /// A send would not block.
-    pub const OUT: Events = Events(0x02);
+    pub const OUT: Events = Events(SOCK_NOTIFY_EVENT_OUT);
     /// A stream connection was shut down by the peer or aborted. Delivered only when requested.
-    pub const HANGUP: Events = Events(0x04);
+    pub const HANGUP: Events = Events(SOCK_NOTIFY_EVENT_HANGUP);
     /// The socket is in an error state. Delivered whatever the filter.
-    pub const ERR: Events = Events(0x40);
+    pub const ERR: Events = Events(SOCK_NOTIFY_EVENT_ERR);
     /// The registration is gone: the last packet it will ever produce.
-    pub const REMOVE: Events = Events(0x80);
+    pub const REMOVE: Events = Events(SOCK_NOTIFY_EVENT_REMOVE);
     /// Every bit a filter may hold (`SOCK_NOTIFY_REGISTER_EVENTS_ALL`).
-    pub const FILTER_ALL: Events = Events(0x07);
+    pub const FILTER_ALL: Events = Events(SOCK_NOTIFY_REGISTER_EVENTS_ALL as u32);
     /// Every bit a notification may carry (`SOCK_NOTIFY_EVENTS_ALL`).
-    pub const ALL: Events = Events(0xC7);
+    pub const ALL: Events = Events(SOCK_NOTIFY_EVENTS_ALL);
 
     /// Builds a set from raw bits, keeping them all (no validation).
     ///
@@ -176,23 +177,23 @@ pub struct Trigger(u8);
 
 impl Trigger {
     /// Disable the registration when its packet is dequeued; re-arm with ENABLE.
-    pub const ONESHOT: Trigger = Trigger(0x01);
+    pub const ONESHOT: Trigger = Trigger(SOCK_NOTIFY_TRIGGER_ONESHOT);
     /// Stay enabled after delivery.
-    pub const PERSISTENT: Trigger = Trigger(0x02);
+    pub const PERSISTENT: Trigger = Trigger(SOCK_NOTIFY_TRIGGER_PERSISTENT);
     /// Notify while the condition holds.
-    pub const LEVEL: Trigger = Trigger(0x04);
+    pub const LEVEL: Trigger = Trigger(SOCK_NOTIFY_TRIGGER_LEVEL);
     /// Notify when the condition starts to hold.
-    pub const EDGE: Trigger = Trigger(0x08);
+    pub const EDGE: Trigger = Trigger(SOCK_NOTIFY_TRIGGER_EDGE);
     /// All trigger bits (`SOCK_NOTIFY_TRIGGER_ALL`).
-    pub const ALL: Trigger = Trigger(0x0F);
+    pub const ALL: Trigger = Trigger(SOCK_NOTIFY_TRIGGER_ALL);
     /// `LEVEL | ONESHOT`: the pattern Windows recommends for many threads on one port.
-    pub const LEVEL_ONESHOT: Trigger = Trigger(0x05);
+    pub const LEVEL_ONESHOT: Trigger = Trigger(SOCK_NOTIFY_TRIGGER_LEVEL | SOCK_NOTIFY_TRIGGER_ONESHOT);
     /// `LEVEL | PERSISTENT`.
-    pub const LEVEL_PERSISTENT: Trigger = Trigger(0x06);
+    pub const LEVEL_PERSISTENT: Trigger = Trigger(SOCK_NOTIFY_TRIGGER_LEVEL | SOCK_NOTIFY_TRIGGER_PERSISTENT);
     /// `EDGE | ONESHOT`.
-    pub const EDGE_ONESHOT: Trigger = Trigger(0x09);
+    pub const EDGE_ONESHOT: Trigger = Trigger(SOCK_NOTIFY_TRIGGER_EDGE | SOCK_NOTIFY_TRIGGER_ONESHOT);
     /// `EDGE | PERSISTENT`.
-    pub const EDGE_PERSISTENT: Trigger = Trigger(0x0A);
+    pub const EDGE_PERSISTENT: Trigger = Trigger(SOCK_NOTIFY_TRIGGER_EDGE | SOCK_NOTIFY_TRIGGER_PERSISTENT);
 
     /// Builds a trigger from raw bits (no validation).
     ///
@@ -221,7 +222,10 @@ impl Trigger {
     /// ```
     pub const fn is_valid(self) -> bool {
         let b = self.0;
-        b & !0x0F == 0 && ((b & 0x04 != 0) != (b & 0x08 != 0)) && (b & 0x03 != 0x03)
+        let once_and_kept = SOCK_NOTIFY_TRIGGER_ONESHOT | SOCK_NOTIFY_TRIGGER_PERSISTENT;
+        b & !SOCK_NOTIFY_TRIGGER_ALL == 0
+            && ((b & SOCK_NOTIFY_TRIGGER_LEVEL != 0) != (b & SOCK_NOTIFY_TRIGGER_EDGE != 0))
+            && (b & once_and_kept != once_and_kept)
     }
 
     /// True when EDGE is set.
@@ -230,7 +234,7 @@ impl Trigger {
     /// assert!(socknotify::Trigger::EDGE_ONESHOT.is_edge());
     /// ```
     pub const fn is_edge(self) -> bool {
-        self.0 & 0x08 != 0
+        self.0 & SOCK_NOTIFY_TRIGGER_EDGE != 0
     }
 
     /// True when ONESHOT is set.
@@ -240,7 +244,7 @@ impl Trigger {
     /// assert!(!socknotify::Trigger::LEVEL.is_oneshot());
     /// ```
     pub const fn is_oneshot(self) -> bool {
-        self.0 & 0x01 != 0
+        self.0 & SOCK_NOTIFY_TRIGGER_ONESHOT != 0
     }
 }
 
@@ -253,7 +257,12 @@ impl BitOr for Trigger {
 
 impl fmt::Debug for Trigger {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names = [(0x01, "ONESHOT"), (0x02, "PERSISTENT"), (0x04, "LEVEL"), (0x08, "EDGE")];
+        let names = [
+            (SOCK_NOTIFY_TRIGGER_ONESHOT, "ONESHOT"),
+            (SOCK_NOTIFY_TRIGGER_PERSISTENT, "PERSISTENT"),
+            (SOCK_NOTIFY_TRIGGER_LEVEL, "LEVEL"),
+            (SOCK_NOTIFY_TRIGGER_EDGE, "EDGE"),
+        ];
         let mut first = true;
         for (bit, name) in names {
             if self.0 & bit != 0 {
@@ -264,11 +273,11 @@ impl fmt::Debug for Trigger {
                 first = false;
             }
         }
-        if self.0 & !0x0F != 0 {
+        if self.0 & !SOCK_NOTIFY_TRIGGER_ALL != 0 {
             if !first {
                 f.write_str("|")?;
             }
-            write!(f, "{:#x}", self.0 & !0x0F)?;
+            write!(f, "{:#x}", self.0 & !SOCK_NOTIFY_TRIGGER_ALL)?;
             first = false;
         }
         if first {

@@ -1,103 +1,12 @@
-//! The values that travel through a port: [`Completion`] packets and [`Registration`] entries.
+//! What a batch asks for: [`Operation`], the safe [`Registration`] entry, and [`Entry`], the
+//! view of an entry (safe or Windows-shaped) that the machine works on.
 
-use crate::error::RegistrationError;
-use crate::events::{Events, Trigger};
-use crate::winsock::{SOCK_NOTIFY_OP_DISABLE, SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_OP_NONE, SOCK_NOTIFY_OP_REMOVE};
+use super::error::RegistrationError;
+use super::events::{Events, Trigger};
+use super::windows::{
+    SOCK_NOTIFY_OP_DISABLE, SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_OP_NONE, SOCK_NOTIFY_OP_REMOVE, SOCK_NOTIFY_REGISTRATION,
+};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-
-/// One packet dequeued from a [`CompletionPort`](crate::CompletionPort).
-///
-/// It has exactly the layout of Windows' `OVERLAPPED_ENTRY` (32 bytes on x86_64).
-/// A notification carries the registration's key and the event mask in
-/// [`bytes`](Completion::bytes) (read it with [`events`](Completion::events));
-/// its overlapped and internal values are 0. A posted packet comes back exactly as posted.
-///
-/// ```
-/// use socknotify::{Completion, Events};
-/// let c = Completion::new(7, 0xABC, 42);
-/// assert_eq!((c.key(), c.bytes(), c.overlapped()), (7, 0xABC, 42));
-/// let n = Completion::new(3, (Events::IN | Events::REMOVE).bits(), 0);
-/// assert!(n.events().contains(Events::REMOVE));
-/// ```
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Completion {
-    key: usize,
-    overlapped: usize,
-    internal: usize,
-    bytes: u32,
-}
-
-const _: () = assert!(std::mem::size_of::<Completion>() == 32);
-const _: () = assert!(std::mem::align_of::<Completion>() == 8);
-
-impl Completion {
-    /// A packet to [`post`](crate::CompletionPort::post): key, byte count and overlapped value.
-    ///
-    /// ```
-    /// let c = socknotify::Completion::new(1, 2, 3);
-    /// assert_eq!(c.internal(), 0);
-    /// ```
-    pub const fn new(key: usize, bytes: u32, overlapped: usize) -> Completion {
-        Completion { key, overlapped, internal: 0, bytes }
-    }
-
-    /// A packet with every field of `OVERLAPPED_ENTRY` given, `Internal` included.
-    ///
-    /// ```
-    /// let c = socknotify::Completion::with_internal(1, 2, 3, 4);
-    /// assert_eq!(c.internal(), 4);
-    /// ```
-    pub const fn with_internal(key: usize, bytes: u32, overlapped: usize, internal: usize) -> Completion {
-        Completion { key, overlapped, internal, bytes }
-    }
-
-    /// The completion key (`lpCompletionKey`).
-    ///
-    /// ```
-    /// assert_eq!(socknotify::Completion::new(9, 0, 0).key(), 9);
-    /// ```
-    pub const fn key(&self) -> usize {
-        self.key
-    }
-
-    /// The byte count (`dwNumberOfBytesTransferred`); for a notification, the event mask.
-    ///
-    /// ```
-    /// assert_eq!(socknotify::Completion::new(0, 5, 0).bytes(), 5);
-    /// ```
-    pub const fn bytes(&self) -> u32 {
-        self.bytes
-    }
-
-    /// The overlapped value (`lpOverlapped`); 0 for notifications.
-    ///
-    /// ```
-    /// assert_eq!(socknotify::Completion::new(0, 0, 77).overlapped(), 77);
-    /// ```
-    pub const fn overlapped(&self) -> usize {
-        self.overlapped
-    }
-
-    /// The `Internal` field; 0 for notifications and for packets posted with [`Completion::new`].
-    ///
-    /// ```
-    /// assert_eq!(socknotify::Completion::new(0, 0, 0).internal(), 0);
-    /// ```
-    pub const fn internal(&self) -> usize {
-        self.internal
-    }
-
-    /// The byte count read as an event mask (Windows' `SocketNotificationRetrieveEvents`).
-    ///
-    /// ```
-    /// use socknotify::{Completion, Events};
-    /// assert_eq!(Completion::new(0, 0x41, 0).events(), Events::IN | Events::ERR);
-    /// ```
-    pub const fn events(&self) -> Events {
-        Events::from_bits(self.bytes)
-    }
-}
 
 /// What one [`Registration`] entry asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,6 +25,33 @@ pub enum Operation {
     Disable,
     /// End the registration with one last packet carrying [`Events::REMOVE`] (`SOCK_NOTIFY_OP_REMOVE`).
     Remove,
+}
+
+impl Operation {
+    /// Decodes Windows' `operation`, `eventFilter` and `triggerFlags` fields; `None` when the
+    /// operation code is not one of the four (decision D7). Filter and trigger are kept as
+    /// given (an ENABLE's are validated when it is applied) and ignored for other operations.
+    ///
+    /// ```
+    /// use socknotify::winsock::*;
+    /// use socknotify::{Events, Operation, Trigger};
+    /// let op = Operation::from_windows(SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_REGISTER_EVENT_IN, SOCK_NOTIFY_TRIGGER_EDGE);
+    /// assert_eq!(op, Some(Operation::Enable { events: Events::IN, trigger: Trigger::EDGE }));
+    /// assert_eq!(Operation::from_windows(SOCK_NOTIFY_OP_REMOVE, 0xFFFF, 0xFF), Some(Operation::Remove));
+    /// assert_eq!(Operation::from_windows(5, 0, 0), None); // ENABLE|REMOVE is no operation
+    /// ```
+    pub fn from_windows(operation: u8, filter: u16, trigger: u8) -> Option<Operation> {
+        match operation {
+            SOCK_NOTIFY_OP_NONE => Some(Operation::None),
+            SOCK_NOTIFY_OP_ENABLE => Some(Operation::Enable {
+                events: Events::from_bits(u32::from(filter)),
+                trigger: Trigger::from_bits(trigger),
+            }),
+            SOCK_NOTIFY_OP_DISABLE => Some(Operation::Disable),
+            SOCK_NOTIFY_OP_REMOVE => Some(Operation::Remove),
+            _ => None,
+        }
+    }
 }
 
 /// One entry of a [`CompletionPort::process`](crate::CompletionPort::process) batch:
@@ -234,54 +170,50 @@ impl<'fd> Registration<'fd> {
     /// assert_eq!(socknotify::Registration::remove(&s).result_code(), 0);
     /// ```
     pub fn result_code(&self) -> u32 {
-        self.result.err().map_or(crate::codes::ERROR_SUCCESS, RegistrationError::code)
+        self.result.err().map_or(super::codes::ERROR_SUCCESS, RegistrationError::code)
     }
 }
 
-/// The view of a registration entry that the engine works on; implemented by the safe
+/// The view of a registration entry that the machine works on; implemented by the safe
 /// [`Registration`] and by Windows' `SOCK_NOTIFY_REGISTRATION`, so neither is copied.
+/// Windows' bytes are decoded here, once.
 pub(crate) trait Entry {
-    fn raw_fd(&self) -> RawFd;
-    /// The descriptor value is out of range for a descriptor (C callers may pass anything).
-    fn fd_out_of_range(&self) -> bool {
-        false
-    }
+    /// The descriptor; `None` when the value cannot be a descriptor (C callers may pass anything).
+    fn fd(&self) -> Option<RawFd>;
+    /// The completion key.
     fn key(&self) -> usize;
-    fn op(&self) -> u8;
-    fn filter(&self) -> u16;
-    fn trigger(&self) -> u8;
+    /// The operation; `None` when the operation code is not one of the four (decision D7).
+    fn operation(&self) -> Option<Operation>;
+    /// Writes the entry's result.
     fn set_result(&mut self, result: Result<(), RegistrationError>);
 }
 
 impl Entry for Registration<'_> {
-    fn raw_fd(&self) -> RawFd {
-        self.socket.as_raw_fd()
+    fn fd(&self) -> Option<RawFd> {
+        Some(self.socket.as_raw_fd())
     }
     fn key(&self) -> usize {
         self.key
     }
-    fn op(&self) -> u8 {
-        match self.operation {
-            Operation::None => SOCK_NOTIFY_OP_NONE,
-            Operation::Enable { .. } => SOCK_NOTIFY_OP_ENABLE,
-            Operation::Disable => SOCK_NOTIFY_OP_DISABLE,
-            Operation::Remove => SOCK_NOTIFY_OP_REMOVE,
-        }
-    }
-    fn filter(&self) -> u16 {
-        match self.operation {
-            // Bits beyond u16 can never be valid; keep them visible to validation.
-            Operation::Enable { events, .. } => u16::try_from(events.bits()).unwrap_or(u16::MAX),
-            _ => 0,
-        }
-    }
-    fn trigger(&self) -> u8 {
-        match self.operation {
-            Operation::Enable { trigger, .. } => trigger.bits(),
-            _ => 0,
-        }
+    fn operation(&self) -> Option<Operation> {
+        Some(self.operation)
     }
     fn set_result(&mut self, result: Result<(), RegistrationError>) {
         self.result = result;
+    }
+}
+
+impl Entry for SOCK_NOTIFY_REGISTRATION {
+    fn fd(&self) -> Option<RawFd> {
+        RawFd::try_from(self.socket).ok()
+    }
+    fn key(&self) -> usize {
+        self.completionKey
+    }
+    fn operation(&self) -> Option<Operation> {
+        Operation::from_windows(self.operation, self.eventFilter, self.triggerFlags)
+    }
+    fn set_result(&mut self, result: Result<(), RegistrationError>) {
+        self.registrationResult = result.err().map_or(super::codes::ERROR_SUCCESS, RegistrationError::code);
     }
 }
