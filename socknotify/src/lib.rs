@@ -66,4 +66,4 @@ pub mod winsock;
 
 pub use abi::codes;
 pub use abi::{Completion, Error, Events, Operation, Registration, RegistrationError, Trigger};
-pub use port::{close_socket, forget_registration_raw, Backend, Builder, CompletionPort};
+pub use port::{close_socket, forget_registration_raw, Backend, Builder, CompletionPort, Stats};

@@ -43,6 +43,20 @@ pub struct Machine {
     fifo: VecDeque<Packet>,
     epoch: u64,
     live: usize,
+    /// Re-arms in user space (the port option `closes_through_port`, issue 10's contract:
+    /// every registered socket is closed through the port or REMOVEd first).
+    user_rearm: bool,
+    /// Registrations with entries applied since the last audit without asking the kernel.
+    unverified: usize,
+}
+
+/// How an applied entry learnt that its descriptor still names the registered socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Checked {
+    /// The kernel answered through the operation itself (`EPOLL_CTL_MOD` or `DEL`).
+    Kernel,
+    /// No kernel call was made (user-space re-arm): an audit confirms it later.
+    Later,
 }
 
 /// A new registration's first state, before `apply_enable` or `apply_disable` runs.
@@ -57,6 +71,20 @@ impl Machine {
     /// An empty machine.
     pub fn new() -> Machine {
         Machine::default()
+    }
+
+    /// Re-arm in user space: one-shot registrations stay armed in the kernel (disarmed there
+    /// only when the kernel reports a disabled one), and an ENABLE or DISABLE that changes
+    /// nothing the kernel watches makes no kernel call. The descriptor's identity is then not
+    /// confirmed at each entry; [`audit`](Self::audit) confirms it later. Set before the first
+    /// registration.
+    pub fn set_user_rearm(&mut self, on: bool) {
+        self.user_rearm = on;
+    }
+
+    /// Registrations whose descriptor's identity an [`audit`](Self::audit) should confirm.
+    pub fn unverified(&self) -> usize {
+        self.unverified
     }
 
     /// Starts a new epoch: level masks sampled before it are no longer fresh.
@@ -205,10 +233,27 @@ impl Machine {
         let applied = match op {
             Operation::Enable { events, trigger } => self.enable(slot, events, trigger, kernel),
             Operation::Disable => self.disable(slot, kernel),
-            _ => self.remove(slot, kernel),
+            _ => self.remove(slot, kernel).then_some(Checked::Kernel),
         };
-        if applied {
-            return Ok(());
+        match applied {
+            Some(Checked::Kernel) => {
+                if self.reg_mut(slot).unverified.take().is_some() {
+                    self.unverified -= 1;
+                }
+                return Ok(());
+            }
+            Some(Checked::Later) => {
+                let r = self.reg_mut(slot);
+                match &mut r.unverified {
+                    Some((_, last)) => *last = op,
+                    None => {
+                        r.unverified = Some((key, op));
+                        self.unverified += 1;
+                    }
+                }
+                return Ok(());
+            }
+            None => {}
         }
         // The descriptor no longer names the registered socket (closed, or its number reused):
         // forget the old registration silently (D21) and treat the entry as a new socket's.
@@ -259,7 +304,7 @@ impl Machine {
             });
         }
         if let Operation::Enable { events, trigger } = op {
-            if !self.enable(slot, events, trigger, kernel) {
+            if self.enable(slot, events, trigger, kernel).is_none() {
                 // Closed by another thread between the ADD and the ENABLE: as if the close came
                 // first.
                 self.free_slot(slot);
@@ -280,7 +325,7 @@ impl Machine {
             }
         };
         self.generations[slot] = self.generations[slot].wrapping_add(1);
-        self.regs[slot] = Some(Reg::new(n.fd, n.cookie, n.kind, n.key, self.generations[slot]));
+        self.regs[slot] = Some(Reg::new(n.fd, n.cookie, n.kind, n.key, self.generations[slot], self.user_rearm));
         self.set_fd(n.fd, Some(slot));
         self.live += 1;
         slot
@@ -288,6 +333,9 @@ impl Machine {
 
     fn free_slot(&mut self, slot: usize) {
         let r = self.regs[slot].take().expect("live slot");
+        if r.unverified.is_some() {
+            self.unverified -= 1;
+        }
         if self.slot_of(r.fd) == Some(slot) {
             self.set_fd(r.fd, None);
         }
@@ -298,19 +346,18 @@ impl Machine {
     }
 
     /// ENABLE (create-time or later): replace filter and trigger, re-evaluate (spec §4.2).
-    /// `false` when the descriptor no longer names the registered socket.
-    fn enable(&mut self, slot: usize, filter: Events, trigger: Trigger, kernel: &mut impl Kernel) -> bool {
+    /// `None` when the descriptor no longer names the registered socket.
+    fn enable(&mut self, slot: usize, filter: Events, trigger: Trigger, kernel: &mut impl Kernel) -> Option<Checked> {
         let epoch = self.epoch;
         let r = self.reg_mut(slot);
+        let before = (r.watch, r.interest());
         r.filter = filter;
         r.trigger = trigger;
         r.state = RegState::Enabled;
         if trigger.is_edge() {
             // New baseline; no packet for what already holds (T27).
             let (fd, cookie) = (r.fd, r.cookie);
-            let Some(rev) = kernel.sample(fd, cookie) else {
-                return false;
-            };
+            let rev = kernel.sample(fd, cookie)?;
             let prev = self.sample_readiness(slot, rev, kernel);
             let r = self.reg_mut(slot);
             r.prev = prev;
@@ -321,9 +368,13 @@ impl Machine {
         } else {
             r.watch = Watch::Level;
             r.enabled_epoch = epoch;
+            if r.user_rearm && before == (Watch::Level, r.interest()) {
+                // The kernel already watches exactly this: a re-arm in user space.
+                return Some(Checked::Later);
+            }
         }
         let r = self.reg(slot);
-        kernel.modify(r.fd, r.interest(), r.token(slot))
+        kernel.modify(r.fd, r.interest(), r.token(slot)).then_some(Checked::Kernel)
     }
 
     /// Windows queues a level registration's packet at ENABLE when its condition holds (spec
@@ -388,13 +439,18 @@ impl Machine {
         }
     }
 
-    /// DISABLE. `false` when the descriptor no longer names the registered socket.
-    fn disable(&mut self, slot: usize, kernel: &mut impl Kernel) -> bool {
+    /// DISABLE. `None` when the descriptor no longer names the registered socket. With
+    /// user-space re-arms the kernel watch stays as it is until the kernel reports the
+    /// disabled registration ([`on_event`](Self::on_event) quiets it then).
+    fn disable(&mut self, slot: usize, kernel: &mut impl Kernel) -> Option<Checked> {
         let r = self.reg_mut(slot);
         r.state = RegState::Disabled;
+        if r.user_rearm {
+            return Some(Checked::Later);
+        }
         r.watch = Watch::Quiet;
         let r = self.reg(slot);
-        kernel.modify(r.fd, r.interest(), r.token(slot))
+        kernel.modify(r.fd, r.interest(), r.token(slot)).then_some(Checked::Kernel)
     }
 
     /// REMOVE: the registration's last packet, coalesced into a queued one (spec §4.3).
@@ -447,6 +503,9 @@ impl Machine {
             }
             let r = self.reg_mut(slot);
             r.state = RegState::Closed;
+            if r.unverified.take().is_some() {
+                self.unverified -= 1;
+            }
             if self.slot_of(fd) == Some(slot) {
                 self.set_fd(fd, None);
             }
@@ -485,7 +544,38 @@ impl Machine {
                 claims.release(r.fd, r.cookie);
             }
         }
-        *self = Machine { epoch: self.epoch, ..Machine::default() };
+        *self = Machine { epoch: self.epoch, user_rearm: self.user_rearm, ..Machine::default() };
+    }
+
+    /// With user-space re-arms: confirms that every live registration's socket is still the
+    /// one the kernel watches. `watched` lists every (descriptor, token) the kernel watches for
+    /// this port, sorted. A registration whose item is gone lost its socket to a plain
+    /// `close()`: it is dropped silently (D21), and if entries were applied to it since the
+    /// last audit without asking the kernel, they were meant for the socket that has the
+    /// number now, which is registered with the first one's key and the last one's operation.
+    /// Every other registration is confirmed. Returns how many registrations were dropped.
+    pub fn audit(&mut self, watched: &[(RawFd, u64)], kernel: &mut impl Kernel, claims: &mut impl Claims) -> usize {
+        let mut gone = Vec::new();
+        for (slot, r) in self.regs.iter().enumerate() {
+            let Some(r) = r else { continue };
+            if matches!(r.state, RegState::Enabled | RegState::Disabled)
+                && watched.binary_search(&(r.fd, r.token(slot).0)).is_err()
+            {
+                gone.push((slot, r.fd, r.unverified));
+            }
+        }
+        for &(slot, fd, meant) in &gone {
+            self.drop_silently(slot, claims);
+            if let Some((key, op)) = meant {
+                // The entry's own result was success; what it meant is applied now.
+                let _ = self.apply_new(fd, key, op, true, kernel, claims);
+            }
+        }
+        for r in self.regs.iter_mut().flatten() {
+            r.unverified = None;
+        }
+        self.unverified = 0;
+        gone.len()
     }
 
     /// Queues a posted packet (D24: never interpreted).
@@ -498,8 +588,21 @@ impl Machine {
         let slot = (token.0 & 0xFFFF_FFFF) as usize;
         let generation = (token.0 >> 32) as u32;
         let epoch = self.epoch;
-        match self.regs.get(slot) {
+        match self.regs.get_mut(slot) {
             Some(Some(r)) if r.generation == generation && r.state == RegState::Enabled => {}
+            Some(Some(r))
+                if r.user_rearm
+                    && r.generation == generation
+                    && r.state == RegState::Disabled
+                    && r.watch != Watch::Quiet =>
+            {
+                // User-space re-arms: a disabled registration the kernel still watches was
+                // reported; quiet the watch now, lazily (the next ENABLE arms it again).
+                r.watch = Watch::Quiet;
+                let (fd, interest, tok) = (r.fd, r.interest(), r.token(slot));
+                kernel.modify(fd, interest, tok);
+                return;
+            }
             _ => return,
         }
         let s = self.sample_readiness(slot, revents, kernel);
@@ -636,7 +739,7 @@ impl Machine {
         }
         if r.trigger.is_oneshot() && r.state == RegState::Enabled {
             r.state = RegState::Disabled;
-            if r.watch == Watch::Level {
+            if r.watch == Watch::Level && !r.user_rearm {
                 // Delivered from a non-kernel path while the kernel watch is still armed.
                 r.watch = Watch::Quiet;
                 let (fd, interest, tok) = (r.fd, r.interest(), r.token(slot));

@@ -1,7 +1,7 @@
 //! One registration's record (spec §4.1) and how the kernel should watch its socket.
 
 use super::kernel::{Interest, SocketKind, Token};
-use crate::abi::{Events, Trigger};
+use crate::abi::{Events, Operation, Trigger};
 use std::os::fd::RawFd;
 
 /// A registration's state (spec §4.1).
@@ -64,11 +64,17 @@ pub(super) struct Reg {
     /// The epoch of the last level ENABLE: within it, the kernel has not yet reported the
     /// condition that ENABLE found (see `Machine::collect_enable_packet`).
     pub enabled_epoch: u64,
+    /// The port re-arms in user space (`closes_through_port`): one-shot watches stay armed in
+    /// the kernel, and ENABLE/DISABLE change flags here only.
+    pub user_rearm: bool,
+    /// Entries applied without asking the kernel since the last audit: the first one's key
+    /// and the last one's operation (what a new socket at this number would have been given).
+    pub unverified: Option<(usize, Operation)>,
 }
 
 impl Reg {
     /// A new registration, disabled until its first ENABLE.
-    pub fn new(fd: RawFd, cookie: u64, kind: SocketKind, key: usize, generation: u32) -> Reg {
+    pub fn new(fd: RawFd, cookie: u64, kind: SocketKind, key: usize, generation: u32, user_rearm: bool) -> Reg {
         Reg {
             fd,
             cookie,
@@ -89,6 +95,8 @@ impl Reg {
             in_mark: 0,
             out_mark: 0,
             enabled_epoch: 0,
+            user_rearm,
+            unverified: None,
         }
     }
 
@@ -108,7 +116,7 @@ impl Reg {
             Watch::Level | Watch::Fired => Interest::Level {
                 read: self.filter.contains(Events::IN),
                 write: self.filter.contains(Events::OUT),
-                once: self.trigger.is_oneshot(),
+                once: self.trigger.is_oneshot() && !self.user_rearm,
             },
             Watch::Edge => Interest::Edge,
             Watch::Quiet => Interest::Off,

@@ -75,6 +75,7 @@ impl CompletionPort {
                     inner.apply_entry(&mut st, e, &mut sys::SysKernel::new(&inner.epfd), &weak)
                 };
             }
+            inner.audit_if_due(&mut st, &weak);
             inner.dispatch(&mut st);
             if was_live == 0 && st.machine.live() > 0 {
                 inner.promote(&mut st);

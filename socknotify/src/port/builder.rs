@@ -1,6 +1,6 @@
 //! [`Builder`] and [`Backend`]: how a port is made, and which kernel path it takes.
 
-use super::inner::{Inner, PortState, NEXT_PORT, WAKE_TOKEN};
+use super::inner::{Counters, Inner, PortState, NEXT_PORT, WAKE_TOKEN};
 use super::sync::Mutex;
 use super::CompletionPort;
 use crate::abi::Error;
@@ -9,6 +9,7 @@ use crate::sys;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Options for creating a [`CompletionPort`].
 ///
@@ -21,6 +22,7 @@ use std::sync::Arc;
 pub struct Builder {
     concurrency: u32,
     backend: Backend,
+    closes_through_port: bool,
 }
 
 /// How a port talks to the kernel.
@@ -79,6 +81,39 @@ impl Builder {
         self
     }
 
+    /// Promises that every socket registered with this port is closed through the port
+    /// ([`close_socket`](crate::close_socket) in Rust, `closesocket` in C) or REMOVEd before
+    /// it is closed, as Windows programs do (`closesocket` is the only way to close a socket
+    /// there). In return, re-arms cost no system call: sockets stay armed in the kernel, a
+    /// ONESHOT registration is disarmed in user space when its packet is delivered, and an
+    /// ENABLE or DISABLE that changes nothing the kernel watches only changes flags. The
+    /// kernel is touched when it must be: a new or removed registration, a filter change, or
+    /// a disabled socket the kernel reports again (it is quieted then, lazily).
+    ///
+    /// A broken promise (a plain `close()` of a registered socket whose number a new socket
+    /// then takes) is caught by an audit of the port's kernel watch list, at most every 50 ms
+    /// while re-arms went unconfirmed: the old registration is dropped silently, no packet
+    /// ever carries its key for the new socket, and what the program applied to the number
+    /// since is applied to the new socket then (see [`Stats::reuse_repairs`](crate::Stats)).
+    /// Off by default: the default confirms the socket's identity at every re-arm (D21).
+    ///
+    /// ```
+    /// use socknotify::{Completion, CompletionPort, Events, Registration, Trigger};
+    /// use std::time::Duration;
+    /// let port = CompletionPort::builder().closes_through_port(true).build()?;
+    /// let (a, b) = std::os::unix::net::UnixStream::pair()?;
+    /// let mut out = [Completion::default(); 4];
+    /// let mut regs = [Registration::enable(&a, 1, Events::IN, Trigger::LEVEL_ONESHOT)];
+    /// std::io::Write::write_all(&mut &b, b"x")?;
+    /// assert_eq!(port.process(&mut regs, &mut out, Some(Duration::from_secs(5)))?, 1);
+    /// socknotify::close_socket(a); // the promise: close through the port
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn closes_through_port(mut self, promise: bool) -> Self {
+        self.closes_through_port = promise;
+        self
+    }
+
     /// Creates the port.
     ///
     /// ```
@@ -102,15 +137,22 @@ impl Builder {
             ring: ring.map(Mutex::new),
             ring_broken: AtomicBool::new(false),
             concurrency: concurrency as usize,
+            user_rearm: self.closes_through_port,
             state: Mutex::new(PortState {
                 closed: false,
-                machine: Machine::new(),
+                machine: {
+                    let mut m = Machine::new();
+                    m.set_user_rearm(self.closes_through_port);
+                    m
+                },
                 waiters: Vec::new(),
                 poller: None,
                 running: 0,
                 events: sys::event_buffer(256),
                 wakes: Vec::new(),
                 wake_poller: false,
+                audited: Instant::now(),
+                counters: Counters::default(),
             }),
         });
         Ok(CompletionPort { inner })

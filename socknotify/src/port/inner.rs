@@ -24,7 +24,7 @@ use crate::sys;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub(super) static NEXT_PORT: AtomicU64 = AtomicU64::new(1);
 pub(super) static NEXT_WAITER: AtomicU64 = AtomicU64::new(1);
@@ -43,6 +43,8 @@ pub(crate) struct Inner {
     /// The ring failed in a way that leaves it unusable; the port goes on with plain epoll.
     pub(super) ring_broken: AtomicBool,
     pub(super) concurrency: usize,
+    /// `Builder::closes_through_port`: re-arms in user space, audits for broken promises.
+    pub(super) user_rearm: bool,
     pub(super) state: Mutex<PortState>,
 }
 
@@ -73,7 +75,25 @@ pub(super) struct PortState {
     pub wakes: Vec<Arc<Condvar>>,
     /// The poller must be woken through the eventfd once the lock is released.
     pub wake_poller: bool,
+    /// When the kernel's watch list was last audited (user-space re-arms only).
+    pub audited: Instant,
+    /// Counts for [`CompletionPort::stats`](super::CompletionPort::stats).
+    pub counters: Counters,
 }
+
+/// Event counts of one port (see [`Stats`](crate::Stats)).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Counters {
+    pub posted: u64,
+    pub delivered: u64,
+    pub audits: u64,
+    pub reuse_repairs: u64,
+}
+
+/// How often, at most, the kernel's watch list is audited while user-space re-arms went
+/// unconfirmed; it bounds how long a registration made for a socket that reused the number
+/// of one closed behind the port's back goes unwatched (issue 10: at most 100 ms).
+pub(super) const AUDIT_INTERVAL: Duration = Duration::from_millis(50);
 
 /// The port's lock. Dropping it releases the mutex first and then makes the wake-ups that
 /// were decided while it was held; no path can forget them.
@@ -157,6 +177,26 @@ impl Inner {
         let mut st = lock(&self.state);
         st.machine.new_epoch();
         st
+    }
+
+    /// How long until the next audit is due, if one will be (user-space re-arms went
+    /// unconfirmed); a waiter in the kernel wakes up for it.
+    pub(super) fn audit_due_in(&self, st: &PortState) -> Option<Duration> {
+        (self.user_rearm && st.machine.unverified() > 0).then(|| AUDIT_INTERVAL.saturating_sub(st.audited.elapsed()))
+    }
+
+    /// Audits the kernel's watch list when one is due (see `Builder::closes_through_port`).
+    pub(super) fn audit_if_due(&self, st: &mut PortState, weak: &Weak<Inner>) {
+        if self.audit_due_in(st) != Some(Duration::ZERO) {
+            return;
+        }
+        st.audited = Instant::now();
+        let Ok(watched) = sys::epoll::watched(&self.epfd) else { return };
+        let mut kernel = sys::SysKernel::new(&self.epfd);
+        let repaired = st.machine.audit(&watched, &mut kernel, &mut PortClaims { port: self.id, owner: weak });
+        st.counters.audits += 1;
+        st.counters.reuse_repairs += repaired as u64;
+        self.dispatch(st);
     }
 
     /// Turns pending epoll events into packets without blocking.

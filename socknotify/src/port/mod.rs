@@ -21,6 +21,36 @@ mod sync;
 mod waiters;
 
 pub use builder::{Backend, Builder};
+
+/// A snapshot of one port, from [`CompletionPort::stats`]. Counts are since the port was
+/// created.
+///
+/// ```
+/// let s = socknotify::CompletionPort::new()?.stats();
+/// assert_eq!((s.registrations, s.queued, s.waiters, s.running), (0, 0, 0, 0));
+/// # Ok::<(), socknotify::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Registrations held, including those whose REMOVE packet is not yet dequeued.
+    pub registrations: usize,
+    /// Packets queued and not yet handed to a thread.
+    pub queued: usize,
+    /// Threads blocked in a dequeue on this port.
+    pub waiters: usize,
+    /// Threads counted as running (decision D23).
+    pub running: usize,
+    /// Packets posted.
+    pub posted: u64,
+    /// Packets handed to threads (notifications and posted packets).
+    pub delivered: u64,
+    /// Audits of the kernel's watch list (`Builder::closes_through_port` only).
+    pub audits: u64,
+    /// Registrations dropped because their socket was closed behind the port's back and its
+    /// number reused (`Builder::closes_through_port` only: the promise was broken).
+    pub reuse_repairs: u64,
+}
 pub use claims::{close_socket, forget_registration_raw};
 
 use crate::abi::{Completion, Error, Registration};
@@ -125,6 +155,7 @@ impl CompletionPort {
             self.inner.harvest(&mut st);
         }
         st.machine.queue_posted(packet);
+        st.counters.posted += 1;
         self.inner.dispatch(&mut st);
         Ok(())
     }
@@ -253,6 +284,34 @@ impl CompletionPort {
     /// ```
     pub fn queued(&self) -> usize {
         self.inner.lock().machine.queued()
+    }
+
+    /// A snapshot of the port's state and counts (for monitoring and diagnostics).
+    ///
+    /// ```
+    /// use socknotify::{Completion, CompletionPort};
+    /// use std::time::Duration;
+    /// let port = CompletionPort::new()?;
+    /// port.post(Completion::new(1, 0, 0))?;
+    /// assert_eq!(port.stats().queued, 1);
+    /// port.dequeue(&mut [Completion::default()], Some(Duration::ZERO))?;
+    /// let s = port.stats();
+    /// assert_eq!((s.posted, s.delivered, s.queued), (1, 1, 0));
+    /// # Ok::<(), socknotify::Error>(())
+    /// ```
+    pub fn stats(&self) -> Stats {
+        let st = self.inner.lock();
+        let c = st.counters;
+        Stats {
+            registrations: st.machine.registrations(),
+            queued: st.machine.queued(),
+            waiters: st.waiters.iter().filter(|w| w.served.is_none()).count(),
+            running: st.running,
+            posted: c.posted,
+            delivered: c.delivered,
+            audits: c.audits,
+            reuse_repairs: c.reuse_repairs,
+        }
     }
 
     /// Registrations the port holds, including those waiting for their REMOVE packet to be

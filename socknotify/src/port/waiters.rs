@@ -93,6 +93,7 @@ impl Inner {
             if n == 0 {
                 break;
             }
+            st.counters.delivered += n as u64;
             w.served = Some(n);
             st.running += 1;
             let id = st.waiters[i].id;
@@ -146,6 +147,7 @@ impl Inner {
             if st.machine.queued() > 0 {
                 let mut kernel = sys::SysKernel::new(&self.epfd);
                 let n = st.machine.deliver(out, &mut kernel, &mut PortClaims { port: self.id, owner: &weak });
+                st.counters.delivered += n as u64;
                 if n > 0 {
                     self.dispatch(&mut st);
                     return (st, Ok(n));
@@ -184,6 +186,10 @@ impl Inner {
                 },
             };
             if st.poller.is_none() && st.machine.live() > 0 && st.running < self.concurrency {
+                let remaining = match self.audit_due_in(&st) {
+                    Some(due) => Some(remaining.map_or(due, |r| r.min(due)).max(Duration::from_millis(1))),
+                    None => remaining,
+                };
                 // Become the poller: sleep in epoll_wait on behalf of every waiter.
                 st.poller = Some(id);
                 let want: usize = st.waiters.iter().filter(|w| w.served.is_none()).map(|w| w.capacity).sum();
@@ -203,6 +209,7 @@ impl Inner {
                         self.absorb(&mut st, &buf[..n], true);
                     }
                 }
+                self.audit_if_due(&mut st, deferred.weak);
                 self.dispatch_as(&mut st, Some(id));
             } else {
                 st.wait(&cv, remaining);

@@ -71,13 +71,18 @@ struct TcpInfoPrefix {
     segs_in: u32,
 }
 
-/// Samples a TCP socket's byte counters (`TCP_INFO` and `SIOCINQ`).
+/// Samples a TCP socket's byte counters (`SIOCINQ`, then `TCP_INFO`).
+///
+/// The order matters: bytes that arrive between the two calls must count as received and
+/// still queued, never as already read. Reading the queue first can only make `received -
+/// queued` (bytes consumed) too large, which at worst raises an extra edge (the guiding rule);
+/// the other order made it too small, so a drain could go unseen and a connection stall.
 pub(crate) fn tcp_counters(fd: RawFd) -> Option<TcpCounters> {
-    let info: TcpInfoPrefix = getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO).ok()?;
     count();
     let mut queued: libc::c_int = 0;
-    // SAFETY: FIONREAD (SIOCINQ) writes one int.
+    // SAFETY: FIONREAD (SIOCINQ) writes one int into `queued`, which lives across the call.
     cvt(unsafe { libc::ioctl(fd, libc::FIONREAD, &mut queued) }).ok()?;
+    let info: TcpInfoPrefix = getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO).ok()?;
     Some(TcpCounters {
         received: info.bytes_received,
         queued: u64::try_from(queued).unwrap_or(0),
