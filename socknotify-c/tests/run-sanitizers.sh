@@ -7,8 +7,9 @@
 #
 # Needs: cargo, gcc and g++ (with libasan, as Debian's gcc package brings), valgrind,
 # coreutils' timeout. It builds the library with `cargo build -p socknotify-c` (debug,
-# honouring CARGO_TARGET_DIR), or uses SOCKNOTIFY_LIB_DIR (a folder with libsocknotify.a)
-# if set. Works offline once the crate's dependencies are in cargo's cache.
+# honouring CARGO_TARGET_DIR), or uses SOCKNOTIFY_LIB_DIR (a folder with the static library,
+# libsocknotify_c.a as cargo names it, or an installed libsocknotify.a) if set. Works offline
+# once the crate's dependencies are in cargo's cache.
 # The valgrind run uses the core's epoll path (SOCKNOTIFY_BACKEND=epoll unless set): valgrind
 # 3.19 cannot run a thread that blocks in io_uring_enter concurrently with the others.
 # The last line is "N passed, M failed".
@@ -29,10 +30,11 @@ CC=${CC:-gcc}
 CXX=${CXX:-g++}
 
 if [ -n "${SOCKNOTIFY_LIB_DIR:-}" ]; then
-    lib=$SOCKNOTIFY_LIB_DIR/libsocknotify.a
+    lib=$SOCKNOTIFY_LIB_DIR/libsocknotify_c.a
+    [ -f "$lib" ] || lib=$SOCKNOTIFY_LIB_DIR/libsocknotify.a
 else
     (cd "$workspace" && cargo build -p socknotify-c) || exit 1
-    lib=${CARGO_TARGET_DIR:-$workspace/target}/debug/libsocknotify.a
+    lib=${CARGO_TARGET_DIR:-$workspace/target}/debug/libsocknotify_c.a
 fi
 if [ ! -f "$lib" ]; then
     echo "$0: $lib not found" >&2

@@ -1,6 +1,7 @@
 //! The C API test suite: C programs under `tests/c/` and the example under `examples/`,
-//! compiled with the system compiler against this build's `libsocknotify.a` and run one case
-//! per process (so a crash or a hang in one case is reported under its own name).
+//! compiled with the system compiler against this build's static library
+//! (`libsocknotify_c.a`) and run one case per process (so a crash or a hang in one case is
+//! reported under its own name).
 
 mod support;
 
