@@ -147,6 +147,8 @@ pub fn compile(name: &str, compiler: &str, flags: &[&str], sources: &[&str]) -> 
         .arg("-I")
         .arg(crate_dir().join("tests/c"))
         .args(sources.iter().map(|s| crate_dir().join(s)))
+        // (a `-x c++` among the flags must not apply to the archive)
+        .args(["-x", "none"])
         .arg(static_lib())
         .args(NATIVE_LIBS)
         .arg("-o")
