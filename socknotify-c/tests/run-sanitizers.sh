@@ -1,8 +1,8 @@
 #!/bin/sh
 # Runs the C test programs, the echo server and the ported Winsock server under
 # AddressSanitizer (with LeakSanitizer: ASAN_OPTIONS=detect_leaks=1) and under valgrind
-# (memcheck, --leak-check=full),
-# one case per process. Any sanitizer error, leak, failed check or hang fails the run.
+# (memcheck, --leak-check=full), one case per process. Any sanitizer error, leak, failed
+# check or hang fails the run.
 #
 #   socknotify-c/tests/run-sanitizers.sh [asan|valgrind|all]     (default: all)
 #
