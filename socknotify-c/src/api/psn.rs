@@ -7,9 +7,10 @@ use crate::types::*;
 use socknotify::codes::*;
 use socknotify::winsock::{self as ws, OVERLAPPED_ENTRY, SOCK_NOTIFY_REGISTRATION};
 
-/// `ProcessSocketNotifications`: checks the pointers (alignment, ranges, overlap: what Rust
-/// needs to hold them), then the handle, then hands the call to the core's front end, which
-/// checks the call's shape (V1–V4) once and applies the registrations and dequeues.
+/// `ProcessSocketNotifications`: checks the call's shape with the core's rules
+/// (`CallShape`: V1–V4, with the overlap rule widened to the count pointer), then what Rust
+/// needs to hold the pointers (alignment, non-wrapping ranges: `WSAEFAULT`), then the handle,
+/// then hands the call to the core's front end, which applies the registrations and dequeues.
 /// A failed call changes nothing. A failure code is also stored as the thread's last error.
 ///
 /// # Safety
