@@ -386,6 +386,30 @@ BOOL WINAPI GetQueuedCompletionStatusEx(HANDLE CompletionPort, LPOVERLAPPED_ENTR
 BOOL WINAPI CloseHandle(HANDLE hObject);
 
 /* ------------------------------------------------------------------------------------ */
+/* socknotify's own port options (an extension: not in Windows).                         */
+/* ------------------------------------------------------------------------------------ */
+
+/**
+ * SOCKNOTIFY_PORT_CLOSES_THROUGH_PORT: the program promises that every socket it registers
+ * with this port is closed with closesocket (or REMOVEd first), as Windows programs do. In
+ * return re-arms cost no system call: sockets stay armed in the kernel, a ONESHOT
+ * registration is disarmed in user space when its packet is dequeued, and an ENABLE or
+ * DISABLE that changes nothing the kernel watches only changes flags. A broken promise (a
+ * plain close() of a registered socket whose number a new socket then takes) is caught by an
+ * audit at most every 50 ms: no packet ever carries the old key for the new socket, and what
+ * was applied to the number since is applied to the new socket then.
+ */
+#define SOCKNOTIFY_PORT_CLOSES_THROUGH_PORT 0x1u
+
+/**
+ * Sets port options (SOCKNOTIFY_PORT_* bits; 0 turns them all off). Call it right after
+ * CreateIoCompletionPort, before the port's first registration.
+ * Returns TRUE, or FALSE with GetLastError() = ERROR_INVALID_HANDLE (not a live port) or
+ * ERROR_INVALID_PARAMETER (unknown bits, or the port already had a registration).
+ */
+BOOL WINAPI socknotify_SetPortOptions(HANDLE CompletionPort, DWORD options);
+
+/* ------------------------------------------------------------------------------------ */
 /* Socket state notifications.                                                           */
 /* ------------------------------------------------------------------------------------ */
 

@@ -173,3 +173,25 @@ pub extern "C" fn CloseHandle(hObject: HANDLE) -> BOOL {
         None => fail(ERROR_INVALID_HANDLE, FALSE),
     })
 }
+
+/// `SOCKNOTIFY_PORT_CLOSES_THROUGH_PORT` (see the header).
+pub const SOCKNOTIFY_PORT_CLOSES_THROUGH_PORT: DWORD = 0x1;
+
+/// `socknotify_SetPortOptions`: port options, before the port's first registration (see the
+/// header). Unknown bits, or a port that already had a registration: `ERROR_INVALID_PARAMETER`.
+#[no_mangle]
+pub extern "C" fn socknotify_SetPortOptions(CompletionPort: HANDLE, options: DWORD) -> BOOL {
+    guard_or(FALSE, || {
+        let Some(port) = handles::port(CompletionPort) else {
+            return fail(ERROR_INVALID_HANDLE, FALSE);
+        };
+        if options & !SOCKNOTIFY_PORT_CLOSES_THROUGH_PORT != 0 {
+            return fail(ERROR_INVALID_PARAMETER, FALSE);
+        }
+        match port.set_closes_through_port(options & SOCKNOTIFY_PORT_CLOSES_THROUGH_PORT != 0) {
+            Ok(()) => TRUE,
+            Err(socknotify::Error::InvalidHandle) => fail(ERROR_INVALID_HANDLE, FALSE),
+            Err(_) => fail(ERROR_INVALID_PARAMETER, FALSE),
+        }
+    })
+}

@@ -320,6 +320,40 @@ static void misaligned(void)
     th_finish(port, a, b);
 }
 
+/* socknotify_SetPortOptions: checked arguments, only before the first registration; with
+ * SOCKNOTIFY_PORT_CLOSES_THROUGH_PORT the PSN loop behaves as without it. */
+static void port_options(void)
+{
+    HANDLE port = th_port(0), late;
+    int a, b, i;
+    SetLastError(0);
+    CHECK(!socknotify_SetPortOptions(INVALID_HANDLE_VALUE, SOCKNOTIFY_PORT_CLOSES_THROUGH_PORT));
+    CHECK_EQ(GetLastError(), ERROR_INVALID_HANDLE);
+    CHECK(!socknotify_SetPortOptions(port, 0x2));
+    CHECK_EQ(GetLastError(), ERROR_INVALID_PARAMETER);
+    CHECK(socknotify_SetPortOptions(port, SOCKNOTIFY_PORT_CLOSES_THROUGH_PORT));
+    th_unix_pair(&a, &b);
+    CHECK_EQ(th_enable(port, a, 9, SOCK_NOTIFY_REGISTER_EVENT_IN,
+                       SOCK_NOTIFY_TRIGGER_LEVEL | SOCK_NOTIFY_TRIGGER_ONESHOT), 0);
+    th_write(b, "x", 1);
+    for (i = 0; i < 3; i++) {
+        /* ONESHOT: one packet, then nothing until the re-arm; the data is still unread. */
+        th_expect(port, 9, SOCK_NOTIFY_EVENT_IN);
+        th_expect_none(port, 50);
+        CHECK_EQ(th_enable(port, a, 9, SOCK_NOTIFY_REGISTER_EVENT_IN,
+                           SOCK_NOTIFY_TRIGGER_LEVEL | SOCK_NOTIFY_TRIGGER_ONESHOT), 0);
+    }
+    th_expect(port, 9, SOCK_NOTIFY_EVENT_IN);
+    /* Too late now: the port has a registration. */
+    CHECK(!socknotify_SetPortOptions(port, 0));
+    CHECK_EQ(GetLastError(), ERROR_INVALID_PARAMETER);
+    th_finish(port, a, b);
+    late = th_port(0);
+    CHECK(CloseHandle(late));
+    CHECK(!socknotify_SetPortOptions(late, 0));
+    CHECK_EQ(GetLastError(), ERROR_INVALID_HANDLE);
+}
+
 const struct tcase tcases[] = {
     {"garbage_handles", "NULL, INVALID_HANDLE_VALUE and random handles: ERROR_INVALID_HANDLE", garbage_handles},
     {"handle_values", "port handles are distinct, never NULL/INVALID, never reused", handle_values},
@@ -331,5 +365,6 @@ const struct tcase tcases[] = {
     {"closesocket_forgets", "closesocket drops the registration silently; fd reuse is safe", closesocket_forgets},
     {"close_port_frees_sockets", "CloseHandle(port) drops its registrations (D6)", close_port_frees_sockets},
     {"misaligned", "a misaligned array: WSAEFAULT, nothing changes", misaligned},
+    {"port_options", "socknotify_SetPortOptions: checked, before the first registration only", port_options},
 };
 const size_t ntcases = sizeof tcases / sizeof tcases[0];

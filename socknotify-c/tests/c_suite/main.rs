@@ -123,5 +123,6 @@ mod capi {
         closesocket_forgets_registration => "closesocket_forgets",
         close_port_frees_sockets => "close_port_frees_sockets",
         misaligned_pointers_are_wsaefault => "misaligned",
+        port_options_only_before_the_first_registration => "port_options",
     );
 }

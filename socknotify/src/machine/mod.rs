@@ -82,6 +82,16 @@ impl Machine {
         self.user_rearm = on;
     }
 
+    /// True when re-arms happen in user space.
+    pub fn user_rearm(&self) -> bool {
+        self.user_rearm
+    }
+
+    /// True once any registration was ever made on this machine.
+    pub fn ever_registered(&self) -> bool {
+        !self.generations.is_empty()
+    }
+
     /// Registrations whose descriptor's identity an [`audit`](Self::audit) should confirm.
     pub fn unverified(&self) -> usize {
         self.unverified

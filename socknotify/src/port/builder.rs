@@ -22,7 +22,7 @@ use std::time::Instant;
 pub struct Builder {
     concurrency: u32,
     backend: Backend,
-    closes_through_port: bool,
+    closes_through_port: Option<bool>,
 }
 
 /// How a port talks to the kernel.
@@ -96,6 +96,8 @@ impl Builder {
     /// ever carries its key for the new socket, and what the program applied to the number
     /// since is applied to the new socket then (see [`Stats::reuse_repairs`](crate::Stats)).
     /// Off by default: the default confirms the socket's identity at every re-arm (D21).
+    /// When this method is not called, the environment variable
+    /// `SOCKNOTIFY_CLOSES_THROUGH_PORT=1` turns it on (so a whole test suite can run that way).
     ///
     /// ```
     /// use socknotify::{Completion, CompletionPort, Events, Registration, Trigger};
@@ -110,7 +112,7 @@ impl Builder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn closes_through_port(mut self, promise: bool) -> Self {
-        self.closes_through_port = promise;
+        self.closes_through_port = Some(promise);
         self
     }
 
@@ -122,6 +124,9 @@ impl Builder {
     /// # Ok::<(), socknotify::Error>(())
     /// ```
     pub fn build(self) -> Result<CompletionPort, Error> {
+        let closes_through_port = self
+            .closes_through_port
+            .unwrap_or_else(|| std::env::var("SOCKNOTIFY_CLOSES_THROUGH_PORT").is_ok_and(|v| v == "1"));
         let epfd = sys::epoll_create()?;
         let wakefd = sys::eventfd()?;
         sys::epoll_add(&epfd, wakefd.as_raw_fd(), sys::epoll::WAKE_FLAGS, WAKE_TOKEN)?;
@@ -137,12 +142,11 @@ impl Builder {
             ring: ring.map(Mutex::new),
             ring_broken: AtomicBool::new(false),
             concurrency: concurrency as usize,
-            user_rearm: self.closes_through_port,
             state: Mutex::new(PortState {
                 closed: false,
                 machine: {
                     let mut m = Machine::new();
-                    m.set_user_rearm(self.closes_through_port);
+                    m.set_user_rearm(closes_through_port);
                     m
                 },
                 waiters: Vec::new(),

@@ -43,8 +43,6 @@ pub(crate) struct Inner {
     /// The ring failed in a way that leaves it unusable; the port goes on with plain epoll.
     pub(super) ring_broken: AtomicBool,
     pub(super) concurrency: usize,
-    /// `Builder::closes_through_port`: re-arms in user space, audits for broken promises.
-    pub(super) user_rearm: bool,
     pub(super) state: Mutex<PortState>,
 }
 
@@ -182,7 +180,7 @@ impl Inner {
     /// How long until the next audit is due, if one will be (user-space re-arms went
     /// unconfirmed); a waiter in the kernel wakes up for it.
     pub(super) fn audit_due_in(&self, st: &PortState) -> Option<Duration> {
-        (self.user_rearm && st.machine.unverified() > 0).then(|| AUDIT_INTERVAL.saturating_sub(st.audited.elapsed()))
+        (st.machine.user_rearm() && st.machine.unverified() > 0).then(|| AUDIT_INTERVAL.saturating_sub(st.audited.elapsed()))
     }
 
     /// Audits the kernel's watch list when one is due (see `Builder::closes_through_port`).

@@ -286,6 +286,39 @@ impl CompletionPort {
         self.inner.lock().machine.queued()
     }
 
+    /// Turns [`Builder::closes_through_port`] on or off after the port was made, before its
+    /// first registration (the C API's `socknotify_SetPortOptions`). Later, or on a closed
+    /// port, it fails and changes nothing.
+    ///
+    /// ```
+    /// let port = socknotify::CompletionPort::new()?;
+    /// port.set_closes_through_port(true)?;
+    /// assert!(port.closes_through_port());
+    /// # Ok::<(), socknotify::Error>(())
+    /// ```
+    pub fn set_closes_through_port(&self, promise: bool) -> Result<(), Error> {
+        let mut st = self.inner.lock();
+        if st.closed {
+            return Err(Error::InvalidHandle);
+        }
+        if st.machine.ever_registered() {
+            return Err(Error::InvalidArgument("port options must be set before the first registration"));
+        }
+        st.machine.set_user_rearm(promise);
+        Ok(())
+    }
+
+    /// True when the port re-arms in user space ([`Builder::closes_through_port`]).
+    ///
+    /// ```
+    /// let port = socknotify::CompletionPort::builder().closes_through_port(true).build()?;
+    /// assert!(port.closes_through_port());
+    /// # Ok::<(), socknotify::Error>(())
+    /// ```
+    pub fn closes_through_port(&self) -> bool {
+        self.inner.lock().machine.user_rearm()
+    }
+
     /// A snapshot of the port's state and counts (for monitoring and diagnostics).
     ///
     /// ```
