@@ -172,6 +172,9 @@ struct Reg {
     in_mark: u64,
     /// TCP edge OUT: total bytes acked when OUT was last seen high.
     out_mark: u64,
+    /// The epoch of the last level ENABLE: within it, the kernel has not yet reported the
+    /// condition that ENABLE found (see [`Machine::collect_enable_packet`]).
+    enabled_epoch: u64,
 }
 
 impl Reg {
@@ -281,6 +284,11 @@ impl Machine {
         self.by_fd[i] = slot.map_or(0, |s| s as u32 + 1);
     }
 
+    /// The kernel token of the registration `fd` names on this port, if any.
+    pub fn token_of(&self, fd: RawFd) -> Option<u64> {
+        self.slot_of(fd).map(|s| self.reg(s).token(s))
+    }
+
     fn reg(&self, slot: usize) -> &Reg {
         self.regs[slot].as_ref().expect("live slot")
     }
@@ -373,6 +381,9 @@ impl Machine {
         }
         if self.reg(slot).state == State::RemovePending {
             return Err(RegistrationError::RemovePending);
+        }
+        if op != SOCK_NOTIFY_OP_ENABLE || Trigger::from_bits(trigger).is_edge() {
+            self.collect_enable_packet(slot, kernel);
         }
         match op {
             SOCK_NOTIFY_OP_ENABLE => {
@@ -482,6 +493,7 @@ impl Machine {
             tcp: None,
             in_mark: 0,
             out_mark: 0,
+            enabled_epoch: 0,
         });
         self.set_fd(n.fd, Some(slot));
         self.live += 1;
@@ -502,6 +514,7 @@ impl Machine {
     /// ENABLE (create-time or later): replace filter and trigger, re-evaluate (spec §4.2).
     /// `false` when the descriptor no longer names the registered socket.
     fn enable(&mut self, slot: usize, filter: Events, trigger: Trigger, kernel: &mut impl Kernel) -> bool {
+        let epoch = self.epoch;
         let r = self.reg_mut(slot);
         r.filter = filter;
         r.trigger = trigger;
@@ -521,9 +534,27 @@ impl Machine {
             self.mark(slot, c);
         } else {
             r.watch = Watch::Level;
+            r.enabled_epoch = epoch;
         }
         let r = self.reg(slot);
         kernel.modify(r.fd, r.flags(), r.token(slot))
+    }
+
+    /// Windows queues a level registration's packet at ENABLE when its condition holds (spec
+    /// §3.3 step 2, §4.2); socknotify leaves that to the kernel, which reports it when the
+    /// port next collects readiness. An entry later in the same batch that stops the kernel
+    /// from reporting it (DISABLE, REMOVE, a switch to EDGE) must not lose that packet: the
+    /// condition is sampled now and queued as the ENABLE would have queued it.
+    fn collect_enable_packet(&mut self, slot: usize, kernel: &mut impl Kernel) {
+        let r = self.reg(slot);
+        if r.state != State::Enabled || r.trigger.is_edge() || r.enabled_epoch != self.epoch {
+            return;
+        }
+        let (fd, cookie) = (r.fd, r.cookie);
+        let Some(rev) = kernel.sample(fd, cookie) else { return };
+        let bits = self.sample_readiness(slot, rev, kernel) & self.reg(slot).eligible();
+        let epoch = self.epoch;
+        self.post(slot, bits, epoch);
     }
 
     /// Readiness of `slot` from `revents`. The first time a stream socket shows up closed in

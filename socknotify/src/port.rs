@@ -578,8 +578,14 @@ impl CompletionPort {
             let deferrable = |st: &State, e: &E| st.machine.deferrable(e.raw_fd(), e.op(), e.filter(), e.trigger());
             let mut immediate: Vec<RawFd> = Vec::new();
             if defer {
-                immediate = regs.iter().filter(|e| !deferrable(&st, e)).map(|e| e.raw_fd()).collect();
+                // A descriptor named by more than one entry, or by an entry that is not a plain
+                // re-arm, is applied at once: its operations must reach the kernel in order.
+                let mut fds: Vec<RawFd> = regs.iter().map(|e| e.raw_fd()).collect();
+                fds.sort_unstable();
+                immediate = fds.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
+                immediate.extend(regs.iter().filter(|e| !deferrable(&st, e)).map(|e| e.raw_fd()));
                 immediate.sort_unstable();
+                immediate.dedup();
             }
             for (i, e) in regs.iter_mut().enumerate() {
                 let mut kernel = SysKernel::new(&inner.epfd);
@@ -752,10 +758,25 @@ impl Inner {
     /// ring itself failed): not attempted; anything else: the descriptor no longer names the
     /// registered socket, so the registration is dropped silently (D21). Either way the entry
     /// is applied again, now synchronously, as it would have been without io_uring.
-    fn repair<E: Entry>(&self, st: &mut State, regs: &mut [E], failed: &[(u64, i32)], weak: &Weak<Inner>) {
-        for &(tag, errno) in failed {
+    ///
+    /// Entries are repaired in batch order. Only the registration the failed re-arm was made
+    /// for is forgotten: an earlier repair (or another thread, while the round waited) may
+    /// already have registered the socket that now has the number, and the entry then
+    /// applies to that registration (a re-ENABLE keeps its key, D15).
+    fn repair<E: Entry>(
+        &self,
+        st: &mut State,
+        regs: &mut [E],
+        mods: &[sys::Mod],
+        failed: &[(u64, i32)],
+        weak: &Weak<Inner>,
+    ) {
+        let mut failed = failed.to_vec();
+        failed.sort_unstable_by_key(|&(tag, _)| tag);
+        for (tag, errno) in failed {
             let Some(e) = usize::try_from(tag).ok().and_then(|i| regs.get_mut(i)) else { continue };
-            if errno != libc::ECANCELED {
+            let token = mods.iter().find(|m| m.tag == tag).map(|m| m.token);
+            if errno != libc::ECANCELED && token.is_some() && st.machine.token_of(e.raw_fd()) == token {
                 let mut claims = PortClaims { port: self.id, owner: weak };
                 st.machine.forget_fd(e.raw_fd(), &mut SysKernel::new(&self.epfd), &mut claims);
             }
@@ -780,7 +801,7 @@ impl Inner {
                 mods.iter().map(|m| (m.tag, libc::ECANCELED)).collect()
             }
         };
-        self.repair(st, regs, &failed, deferred.weak);
+        self.repair(st, regs, &mods, &failed, deferred.weak);
     }
 
     fn lock(&self) -> Locked<'_> {
@@ -989,7 +1010,7 @@ impl Inner {
                     st.poller = None;
                     match round {
                         Ok(r) => {
-                            self.repair(&mut st, regs, &r.failed, deferred.weak);
+                            self.repair(&mut st, regs, &mods, &r.failed, deferred.weak);
                             self.absorb(&mut st, &buf[..r.events.min(buf.len())], true);
                         }
                         Err(_) => {
@@ -997,7 +1018,7 @@ impl Inner {
                             lost = true;
                             self.ring_broken.store(true, Ordering::Relaxed);
                             let failed: Vec<(u64, i32)> = mods.iter().map(|m| (m.tag, libc::ECANCELED)).collect();
-                            self.repair(&mut st, regs, &failed, deferred.weak);
+                            self.repair(&mut st, regs, &mods, &failed, deferred.weak);
                         }
                     }
                 } else {
