@@ -170,6 +170,11 @@ enum Pre {
     /// `K0`, IN EDGE|PERSISTENT, and the peer has written since: a rising edge that Windows
     /// queued at once and socknotify has not collected yet.
     EdgeRisen,
+    /// `K0`, IN LEVEL|PERSISTENT, and the peer has written since: a level condition that
+    /// Windows queued at once and socknotify has not collected yet.
+    LevelRisen,
+    /// `K0`, OUT LEVEL|PERSISTENT, applied without a dequeue: its OUT packet is queued.
+    Queued,
 }
 
 const PRES: [Pre; 4] = [Pre::Fresh, Pre::Disabled, Pre::Fired, Pre::Quiet];
@@ -255,6 +260,17 @@ fn run(ready: Ready, pre: Pre, entries: &[E], shape: Shape, then_write: bool) ->
         Pre::EdgeRisen => {
             assert_eq!(ready, Ready::Writable, "EdgeRisen makes the data arrive itself");
             assert_eq!(enable(&port, &a, K0, IN, EP), Ok(()));
+            write_all(&b, b"rise");
+            wait_readable(&a);
+        }
+        Pre::Queued => {
+            assert_eq!(enable(&port, &a, K0, OUT, LP), Ok(()));
+            assert_eq!(port.queued(), 1, "the ENABLE's packet is queued");
+        }
+        Pre::LevelRisen => {
+            assert_eq!(ready, Ready::Writable, "LevelRisen makes the data arrive itself");
+            assert_eq!(enable(&port, &a, K0, IN, LP), Ok(()));
+            expect_empty(&port, Duration::ZERO);
             write_all(&b, b"rise");
             wait_readable(&a);
         }
@@ -468,4 +484,95 @@ fn enable_remove_enable_in_one_call_gives_one_remove_packet() {
     check(Ready::Writable, &PRES, &[E::Enable(OUT, LP), E::Remove, E::Enable(OUT, LP)], false, |pre| {
         (vec![ERROR_SUCCESS, ERROR_SUCCESS, WSAEALREADY], vec![vec![(key(pre), REMOVE)], vec![]])
     });
+}
+
+/// A level condition that came true after socknotify last collected readiness (Windows
+/// queued its packet when it came true, §4.2) survives a re-ENABLE as EDGE: the edge ENABLE
+/// takes a new baseline but leaves a queued packet queued (§4.3), which is then delivered
+/// with its bits. One entry is enough; in two calls as in one.
+#[test]
+fn level_packet_not_yet_collected_survives_reenable_as_edge() {
+    check(Ready::Writable, &[Pre::LevelRisen], &[E::Enable(IN, EP)], false, |_| (ok(1), vec![vec![(K0, IN)], vec![]]));
+    check(Ready::Writable, &[Pre::LevelRisen], &[E::Enable(IN, EP), E::Disable], false, |_| {
+        (ok(2), vec![vec![(K0, IN)], vec![]])
+    });
+}
+
+/// The same condition survives a DISABLE and a level re-ENABLE (socknotify collects before
+/// a DISABLE; a level packet is computed at delivery).
+#[test]
+fn level_packet_not_yet_collected_survives_disable_and_level_reenable() {
+    check(Ready::Writable, &[Pre::LevelRisen], &[E::Disable], false, |_| (ok(1), vec![vec![(K0, IN)], vec![]]));
+    check(Ready::Writable, &[Pre::LevelRisen], &[E::Enable(IN, LP), E::Disable], false, |_| {
+        (ok(2), vec![vec![(K0, IN)], vec![]])
+    });
+    check(Ready::Writable, &[Pre::LevelRisen], &[E::Enable(IN, LO)], false, |_| (ok(1), vec![vec![(K0, IN)], vec![]]));
+}
+
+/// `[ENABLE OUT LEVEL, re-ENABLE IN LEVEL, re-ENABLE IN EDGE]` on a writable socket: the first
+/// entry queues OUT; the second queues nothing new and leaves the packet queued; the third
+/// takes a baseline and leaves it queued too. Delivered as an edge packet, with the bits it
+/// carries: OUT, once. (The same three entries in three calls deliver it.)
+#[test]
+fn level_packet_of_an_earlier_enable_survives_a_narrower_reenable_then_a_switch_to_edge() {
+    check(Ready::Writable, &PRES, &[E::Enable(OUT, LP), E::Enable(IN, LP), E::Enable(IN, EP)], false, |pre| {
+        (ok(3), vec![vec![(key(pre), OUT)], vec![]])
+    });
+}
+
+/// `[ENABLE OUT LEVEL, re-ENABLE HANGUP LEVEL]` on a writable socket, then `close_socket`:
+/// the OUT packet the first entry queued is still queued at the close, so it is delivered
+/// after it (D21), with the key; never a REMOVE. In one call as in two.
+#[test]
+fn level_packet_of_an_earlier_enable_survives_a_narrower_reenable_and_close_socket() {
+    let mut bad = Vec::new();
+    for shape in [Shape::OneCall, Shape::SeparateCalls] {
+        let port = port();
+        let (a, _b) = tcp_pair();
+        let mut regs = [Registration::enable(&a, K1, OUT, LP), Registration::enable(&a, K2, Events::HANGUP, LP)];
+        let res = match shape {
+            Shape::SeparateCalls => regs.iter_mut().flat_map(|r| apply_batch(&port, std::slice::from_mut(r))).collect(),
+            _ => apply_batch(&port, &mut regs),
+        };
+        socknotify::close_socket(a);
+        let got = summary(&collect(&port, QUIET, 16));
+        if (res.as_slice(), got.as_slice()) != (ok(2).as_slice(), [(K1, OUT)].as_slice()) {
+            bad.push(format!("  {shape:?}: results {res:?}, packets {got:?}"));
+        }
+    }
+    assert!(bad.is_empty(), "want results [0, 0] and one packet ({K1}, OUT):\n{}", bad.join("\n"));
+}
+
+/// A queued level packet (its socket writable) meets entries of one call: DISABLE keeps it
+/// (T44); a re-ENABLE with a filter that does not hold leaves nothing deliverable (D17), also
+/// when the same call's DISABLE made socknotify collect readiness before the entries and the
+/// same call dequeues; a switch to EDGE keeps it (delivered once); REMOVE takes it over.
+#[test]
+fn queued_level_packet_meets_disable_reenable_and_remove() {
+    let q = [Pre::Queued];
+    let w = Ready::Writable;
+    check(w, &q, &[E::Disable], false, |_| (ok(1), vec![vec![(K0, OUT)], vec![]]));
+    check(w, &q, &[E::Enable(IN, LP)], true, |_| (ok(1), vec![vec![], vec![], vec![(K0, IN)]]));
+    check(w, &q, &[E::Enable(IN, LP), E::Disable], false, |_| (ok(2), vec![vec![], vec![]]));
+    check(w, &q, &[E::Enable(OUT, EP)], false, |_| (ok(1), vec![vec![(K0, OUT)], vec![]]));
+    check(w, &q, &[E::Remove], false, |_| (ok(1), vec![vec![(K0, REMOVE)], vec![]]));
+}
+
+/// A call whose timeout has run out by the time its entries are applied still returns the
+/// packets those entries queued: Windows queues them before the dequeue (§3.3 step 2, T55),
+/// and a dequeue returns queued packets whatever its timeout. 2000 fresh UDP sockets (always
+/// writable) are registered LEVEL|ONESHOT for OUT in one call with a 1 ms timeout; applying
+/// 2000 entries takes longer than that.
+#[test]
+fn call_whose_timeout_ends_while_applying_still_returns_the_packets_its_entries_queued() {
+    const N: usize = 2000;
+    let port = port();
+    let socks: Vec<_> = (0..N).map(|_| fresh_udp()).collect();
+    let mut regs: Vec<_> = socks.iter().enumerate().map(|(k, s)| Registration::enable(s, k, OUT, LO)).collect();
+    let (res, got) = process_batch(&port, &mut regs, N, MS(1));
+    assert!(res.iter().all(|&r| r == ERROR_SUCCESS));
+    assert!(!got.is_empty(), "the call returned no packet although its {N} ENABLEs queued {N}");
+    let mut all = got;
+    all.extend(collect(&port, QUIET, N + 1));
+    assert_eq!(all.len(), N, "every socket's OUT, once");
 }
