@@ -25,8 +25,10 @@
 //! - `live() <= registrations()`, both at least the model's counts; after `clear` all zero;
 //! - liveness for LEVEL|PERSISTENT: a registration whose socket plainly holds a filtered
 //!   condition gets a packet when the port settles (harvest + drain, twice).
-use socknotify::machine::{Claims, Kernel, Machine, SocketKind};
-use socknotify::{Completion, Events, RegistrationError, Trigger};
+use socknotify::machine::{
+    Claims, Interest as Watch, Kernel, Machine, Readiness, SocketInfo, SocketKind, TcpCounters, Token,
+};
+use socknotify::{Completion, Events, Operation, RegistrationError, Trigger};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::os::fd::RawFd;
 
@@ -99,6 +101,44 @@ struct Interest {
     pending: bool,
 }
 
+/// The epoll flags the real port uses for an interest (the simulation speaks epoll).
+fn flags_of(w: Watch) -> u32 {
+    match w {
+        Watch::Level { read, write, once } => {
+            let mut f = EPOLLRDHUP;
+            if read {
+                f |= EPOLLIN;
+            }
+            if write {
+                f |= EPOLLOUT;
+            }
+            if once {
+                f |= EPOLLONESHOT;
+            }
+            f
+        }
+        Watch::Edge => EPOLLRDHUP | EPOLLIN | EPOLLOUT | EPOLLET,
+        Watch::Off => EPOLLET | EPOLLONESHOT,
+    }
+}
+
+/// epoll bits as the machine's readiness.
+fn readiness_of(revents: u32) -> Readiness {
+    let mut r = Readiness::NONE;
+    for (bit, ready) in [
+        (EPOLLIN, Readiness::READ),
+        (EPOLLOUT, Readiness::WRITE),
+        (EPOLLERR, Readiness::ERROR),
+        (EPOLLHUP, Readiness::HANGUP),
+        (EPOLLRDHUP, Readiness::READ_HANGUP),
+    ] {
+        if revents & bit != 0 {
+            r |= ready;
+        }
+    }
+    r
+}
+
 fn reported(flags: u32, revents: u32) -> u32 {
     revents & ((flags & (EPOLLIN | EPOLLOUT | EPOLLRDHUP)) | EPOLLERR | EPOLLHUP)
 }
@@ -137,16 +177,17 @@ impl FakeKernel<'_> {
 }
 
 impl Kernel for FakeKernel<'_> {
-    fn socket_info(&mut self, fd: RawFd) -> Result<(u64, SocketKind), RegistrationError> {
+    fn socket_info(&mut self, fd: RawFd) -> Result<SocketInfo, RegistrationError> {
         match self.sock(fd) {
-            Some(s) if s.socket => Ok((s.cookie, SocketKind { stream: s.stream })),
+            Some(s) if s.socket => Ok(SocketInfo { cookie: s.cookie, kind: SocketKind { stream: s.stream } }),
             _ => Err(RegistrationError::NotASocket),
         }
     }
     fn cookie(&mut self, fd: RawFd) -> Option<u64> {
         self.current_cookie(fd)
     }
-    fn add(&mut self, fd: RawFd, flags: u32, token: u64) -> bool {
+    fn add(&mut self, fd: RawFd, watch: Watch, token: Token) -> bool {
+        let (flags, token) = (flags_of(watch), token.0);
         if *self.race == 1 {
             // Closed by another thread just before the ADD: EBADF.
             *self.race = 0;
@@ -173,7 +214,8 @@ impl Kernel for FakeKernel<'_> {
         }
         true
     }
-    fn modify(&mut self, fd: RawFd, flags: u32, token: u64) -> bool {
+    fn modify(&mut self, fd: RawFd, watch: Watch, token: Token) -> bool {
+        let (flags, token) = (flags_of(watch), token.0);
         let Some(s) = self.sock(fd).cloned() else { return false };
         match self.ep.get_mut(&fd) {
             Some(i) if i.cookie == s.cookie => {
@@ -196,17 +238,21 @@ impl Kernel for FakeKernel<'_> {
             false
         }
     }
-    fn sample(&mut self, fd: RawFd, cookie: u64) -> Option<u32> {
+    fn sample(&mut self, fd: RawFd, cookie: u64) -> Option<Readiness> {
         let s = self.sock(fd)?;
         // poll(POLLIN|POLLOUT|POLLRDHUP) of a descriptor that names another file is still an
         // answer; the cookie check is the caller's contract.
-        (s.socket && s.cookie == cookie).then_some(s.revents & (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLERR | EPOLLHUP))
+        (s.socket && s.cookie == cookie).then_some(readiness_of(s.revents))
     }
     fn never_connected(&mut self, fd: RawFd) -> bool {
         self.sock(fd).is_some_and(|s| s.tcp && s.never_connected)
     }
-    fn tcp_counters(&mut self, fd: RawFd) -> Option<(u64, u64, u64)> {
-        self.sock(fd).filter(|s| s.tcp).map(|s| s.counters)
+    fn tcp_counters(&mut self, fd: RawFd) -> Option<TcpCounters> {
+        self.sock(fd).filter(|s| s.tcp).map(|s| TcpCounters {
+            received: s.counters.0,
+            queued: s.counters.1,
+            acked: s.counters.2,
+        })
     }
 }
 
@@ -436,7 +482,8 @@ impl Fuzz {
         let cookie = self.cur_cookie(fd);
         let leaked = cookie.is_some_and(|c| self.model.leaked.contains(&(port, c))) || self.world.fail_adds > 0;
         let (mut k, mut c) = split!(&mut self.world, port);
-        let got = self.machines[port].apply(fd, fd_valid, key, op, filter, trigger, &mut k, &mut c);
+        let fd_arg = if fd_valid { Some(fd) } else { None };
+        let got = self.machines[port].apply(fd_arg, key, Operation::from_windows(op, filter, trigger), &mut k, &mut c);
         self.world.race = 0;
         if let Some((rfd, sock)) = self.world.raced.take() {
             // The socket was closed by "another thread" during this entry: it either
@@ -520,7 +567,7 @@ impl Fuzz {
         }
         let (mut k, _) = split!(&mut self.world, port);
         for (token, mask) in events {
-            self.machines[port].on_event(token, mask, &mut k);
+            self.machines[port].on_event(Token(token), readiness_of(mask), &mut k);
         }
     }
 
@@ -713,7 +760,7 @@ impl Fuzz {
                 let internal = usize::from(inp.byte());
                 let c = Completion::with_internal(POSTED | self.model.next_post, bytes, ov, internal);
                 self.model.next_post += 1;
-                self.machines[port].push_posted(c);
+                self.machines[port].queue_posted(c);
                 self.model.posted[port].push_back(c);
             }
             13 => {
@@ -751,7 +798,7 @@ impl Fuzz {
                     // Generation 0 is never issued (generations start at 1).
                     let token = u64::from(inp.u32());
                     let (mut k, _) = split!(&mut self.world, port);
-                    self.machines[port].on_event(token, revents_from(inp.byte()), &mut k);
+                    self.machines[port].on_event(Token(token), readiness_of(revents_from(inp.byte())), &mut k);
                 }
             }
         }

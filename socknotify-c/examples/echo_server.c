@@ -11,9 +11,8 @@
  *  - on hang-up, end of stream or error a connection is REMOVEd, and its context is freed
  *    (and the socket closed) only when the REMOVE packet arrives.
  *
- * Build (from the crate directory, after `cargo build --release -p socknotify-c`):
- *   cc -O2 -Iinclude examples/echo_server.c ../target/release/libsocknotify.a \
- *      -lpthread -ldl -lm -lrt -o echo_server
+ * Build (against an install, see socknotify-c/README.md):
+ *   cc -O2 socknotify-c/examples/echo_server.c $(pkg-config --cflags --libs socknotify-static) -o echo_server
  * Run:
  *   ./echo_server [-w workers] [-c connections] [-m messages] [-s size] [-t client_threads]
  *                 [-C concurrency] [-T time_limit_s]

@@ -2,8 +2,12 @@
  * socknotify.h -- Winsock socket state notifications (ProcessSocketNotifications) and
  * I/O completion ports for Linux, with Windows' names, values and x86_64 layouts.
  *
- * Link with libsocknotify (static: libsocknotify.a -lpthread -ldl -lm -lrt; shared:
- * -lsocknotify), or use pkg-config: `pkg-config --cflags --libs socknotify`.
+ * Link with pkg-config: `pkg-config --cflags --libs socknotify` (shared library) or
+ * `pkg-config --cflags --libs socknotify-static` (libsocknotify.a plus the system libraries
+ * -lgcc_s -lutil -lrt -lpthread -lm -ldl), or with CMake: find_package(socknotify) and the
+ * targets socknotify::socknotify / socknotify::socknotify_static.
+ * Porting Windows code: the headers under socknotify/ (winsock2.h, ws2tcpip.h, windows.h,
+ * mswsock.h) add the Winsock basics and threads on top of this header.
  *
  * Conventions, as on Windows:
  *  - the completion-port calls return a BOOL and leave a code for GetLastError();
@@ -375,8 +379,9 @@ BOOL WINAPI GetQueuedCompletionStatusEx(HANDLE CompletionPort, LPOVERLAPPED_ENTR
  * ProcessSocketNotifications on it return ERROR_ABANDONED_WAIT_0, later calls with the
  * handle get ERROR_INVALID_HANDLE (handle values are never reused), queued packets are
  * discarded and the port's registrations are dropped without REMOVE packets.
- * Returns TRUE, or FALSE with ERROR_INVALID_HANDLE for anything that is not a live port
- * (sockets are closed with closesocket).
+ * Also releases a thread handle from CreateThread (socknotify/windows.h; the thread runs on).
+ * Returns TRUE, or FALSE with ERROR_INVALID_HANDLE for anything that is not a live port or
+ * thread handle (sockets are closed with closesocket).
  */
 BOOL WINAPI CloseHandle(HANDLE hObject);
 

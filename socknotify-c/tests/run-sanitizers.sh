@@ -1,14 +1,16 @@
 #!/bin/sh
-# Runs the C test programs and the echo server example under AddressSanitizer (with
-# LeakSanitizer: ASAN_OPTIONS=detect_leaks=1) and under valgrind (memcheck, --leak-check=full),
-# one case per process. Any sanitizer error, leak, failed check or hang fails the run.
+# Runs the C test programs, the echo server and the ported Winsock server under
+# AddressSanitizer (with LeakSanitizer: ASAN_OPTIONS=detect_leaks=1) and under valgrind
+# (memcheck, --leak-check=full), one case per process. Any sanitizer error, leak, failed
+# check or hang fails the run.
 #
 #   socknotify-c/tests/run-sanitizers.sh [asan|valgrind|all]     (default: all)
 #
 # Needs: cargo, gcc and g++ (with libasan, as Debian's gcc package brings), valgrind,
 # coreutils' timeout. It builds the library with `cargo build -p socknotify-c` (debug,
-# honouring CARGO_TARGET_DIR), or uses SOCKNOTIFY_LIB_DIR (a folder with libsocknotify.a)
-# if set. Works offline once the crate's dependencies are in cargo's cache.
+# honouring CARGO_TARGET_DIR), or uses SOCKNOTIFY_LIB_DIR (a folder with the static library,
+# libsocknotify_c.a as cargo names it, or an installed libsocknotify.a) if set. Works offline
+# once the crate's dependencies are in cargo's cache.
 # The valgrind run uses the core's epoll path (SOCKNOTIFY_BACKEND=epoll unless set): valgrind
 # 3.19 cannot run a thread that blocks in io_uring_enter concurrently with the others.
 # The last line is "N passed, M failed".
@@ -29,10 +31,11 @@ CC=${CC:-gcc}
 CXX=${CXX:-g++}
 
 if [ -n "${SOCKNOTIFY_LIB_DIR:-}" ]; then
-    lib=$SOCKNOTIFY_LIB_DIR/libsocknotify.a
+    lib=$SOCKNOTIFY_LIB_DIR/libsocknotify_c.a
+    [ -f "$lib" ] || lib=$SOCKNOTIFY_LIB_DIR/libsocknotify.a
 else
     (cd "$workspace" && cargo build -p socknotify-c) || exit 1
-    lib=${CARGO_TARGET_DIR:-$workspace/target}/debug/libsocknotify.a
+    lib=${CARGO_TARGET_DIR:-$workspace/target}/debug/libsocknotify_c.a
 fi
 if [ ! -f "$lib" ]; then
     echo "$0: $lib not found" >&2
@@ -50,7 +53,7 @@ out=$(mktemp -d "${TMPDIR:-/tmp}/socknotify-sanitizers.XXXXXX")
 trap 'rm -rf "$out"' EXIT
 libs="-lgcc_s -lutil -lrt -lpthread -lm -ldl"
 warn="-Wall -Wextra -Werror -pedantic"
-programs="layout psn_validation psn_flow psn_batches iocp capi"
+programs="layout psn_validation psn_flow psn_batches iocp capi porting"
 passed=0
 failed=0
 failures=""
@@ -68,8 +71,17 @@ build() {
     $CXX -std=c++11 $warn "$@" -I"$here/include" "$here/tests/c/header_cpp.cpp" "$lib" $libs \
         -o "$out/header_cpp.$suffix" || return 1
     # shellcheck disable=SC2086
+    $CXX -std=c++17 $warn "$@" -I"$here/include" "$here/tests/c/porting_cpp.cpp" "$lib" $libs \
+        -o "$out/porting_cpp.$suffix" || return 1
+    # shellcheck disable=SC2086
     $CC -std=c99 $warn "$@" -I"$here/include" "$here/examples/echo_server.c" "$lib" $libs \
         -o "$out/echo_server.$suffix" || return 1
+    # shellcheck disable=SC2086
+    $CC -std=c11 $warn "$@" -I"$here/include" "$here/examples/winsock_server.c" "$lib" $libs \
+        -o "$out/winsock_server.$suffix" || return 1
+    # shellcheck disable=SC2086
+    $CXX -std=c++17 $warn "$@" -I"$here/include" -x c++ "$here/examples/winsock_server.c" -x none "$lib" $libs \
+        -o "$out/winsock_server_cxx.$suffix" || return 1
 }
 
 # check LABEL LIMIT COMMAND...: runs one command with a time limit and records the outcome.
@@ -100,7 +112,10 @@ run_all() {
         done
     done
     check "$suffix header_cpp" "$limit" "$@" "$out/header_cpp.$suffix"
+    check "$suffix porting_cpp" "$limit" "$@" "$out/porting_cpp.$suffix"
     check "$suffix echo_server" "$limit" "$@" "$out/echo_server.$suffix" -w 4 -c 40 -m 10 -s 200 -t 2 -T 240
+    check "$suffix winsock_server" "$limit" "$@" "$out/winsock_server.$suffix" 4 2 10 5
+    check "$suffix winsock_server_cxx" "$limit" "$@" "$out/winsock_server_cxx.$suffix" 2 2 10 5
 }
 
 if [ "$mode" != valgrind ]; then

@@ -37,22 +37,33 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Layers: [`machine`] is the pure state machine (no system calls); `sys` holds every
-//! system call; [`CompletionPort`] is the safe API on top; [`winsock`] keeps Windows' names.
+//! The crate is built in floors, each importing only the floors below it (see
+//! `ARCHITECTURE.md` in the repository):
+//!
+//! 0. `abi`: the vocabulary — Windows' values and layouts, [`Events`], [`Trigger`],
+//!    [`Completion`], [`Registration`], the errors, the [`codes`] table;
+//! 1. `machine`: the pure state machine (registrations, packet FIFO, trigger rules), no
+//!    system calls;
+//! 2. `sys`: every system call and every `unsafe` block;
+//! 3. the port: [`CompletionPort`] — waiters, the poller, claims;
+//! 4. [`winsock`]: the Windows-shaped front end (`ProcessSocketNotifications`).
+#![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
-pub mod codes;
-mod error;
-mod events;
+mod abi;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+/// The pure state machine, public only for the fuzz harness (feature `fuzzing`); not part of
+/// the API and not covered by semver.
 pub mod machine;
+#[cfg(not(feature = "fuzzing"))]
+mod machine;
 mod port;
-mod sync;
+#[allow(unsafe_code)]
 mod sys;
-mod types;
 pub mod winsock;
 
-pub use error::{Error, RegistrationError};
-pub use events::{Events, Trigger};
-pub use port::{close_socket, forget_registration_raw, Backend, Builder, CompletionPort};
-pub use types::{Completion, Operation, Registration};
+pub use abi::codes;
+pub use abi::{Completion, Error, Events, Operation, Registration, RegistrationError, Trigger};
+pub use port::{close_socket, forget_registration_raw, Backend, Builder, CompletionPort, Stats};

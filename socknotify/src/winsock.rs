@@ -1,8 +1,10 @@
-//! Windows' names, values and layouts, for code ported from `windows-sys` or C.
+//! Floor 4, the Windows-shaped front end: `ProcessSocketNotifications` and Windows' names,
+//! values and layouts, for code ported from `windows-sys` or C.
 //!
 //! Everything here keeps the spelling of `winsock2.h` / `minwinbase.h`, so a port of
 //! Windows code reads the same. Sockets are raw descriptors (`SOCKET` = `usize`
-//! holding the descriptor number), as in the C API.
+//! holding the descriptor number), as in the C API. The call-shape rules (spec §3.2, V1–V4)
+//! are checked here, once ([`CallShape::validate`]); the port does not check them again.
 //!
 //! ```
 //! use socknotify::winsock::*;
@@ -31,132 +33,14 @@
 //! ```
 #![allow(non_snake_case, non_camel_case_types)]
 
+use crate::abi::Completion;
 use crate::port::CompletionPort;
-use crate::types::{Completion, Entry};
-use std::os::fd::RawFd;
 use std::time::Duration;
 
-pub use crate::codes::*;
+pub use crate::abi::codes::*;
+pub use crate::abi::windows::*;
 
-/// A socket: the descriptor number, widened (`UINT_PTR` on Windows).
-pub type SOCKET = usize;
-/// The value of an invalid socket (`~(UINT_PTR)0`).
-pub const INVALID_SOCKET: SOCKET = !0;
-/// Wait forever.
-pub const INFINITE: u32 = 0xFFFF_FFFF;
-
-/// Filter: nothing requested (only ERR can be delivered, decision D8).
-pub const SOCK_NOTIFY_REGISTER_EVENT_NONE: u16 = 0x00;
-/// Filter: receive or accept would not block.
-pub const SOCK_NOTIFY_REGISTER_EVENT_IN: u16 = 0x01;
-/// Filter: send would not block.
-pub const SOCK_NOTIFY_REGISTER_EVENT_OUT: u16 = 0x02;
-/// Filter: the stream connection was shut down by the peer or aborted.
-pub const SOCK_NOTIFY_REGISTER_EVENT_HANGUP: u16 = 0x04;
-/// Filter: IN | OUT | HANGUP.
-pub const SOCK_NOTIFY_REGISTER_EVENTS_ALL: u16 = 0x07;
-/// Event: IN.
-pub const SOCK_NOTIFY_EVENT_IN: u32 = 0x01;
-/// Event: OUT.
-pub const SOCK_NOTIFY_EVENT_OUT: u32 = 0x02;
-/// Event: HANGUP.
-pub const SOCK_NOTIFY_EVENT_HANGUP: u32 = 0x04;
-/// Event: ERR, delivered whatever the filter.
-pub const SOCK_NOTIFY_EVENT_ERR: u32 = 0x40;
-/// Event: REMOVE, the registration's last packet.
-pub const SOCK_NOTIFY_EVENT_REMOVE: u32 = 0x80;
-/// Every event bit.
-pub const SOCK_NOTIFY_EVENTS_ALL: u32 = 0xC7;
-/// Operation: nothing.
-pub const SOCK_NOTIFY_OP_NONE: u8 = 0x00;
-/// Operation: enable (create or re-arm).
-pub const SOCK_NOTIFY_OP_ENABLE: u8 = 0x01;
-/// Operation: disable.
-pub const SOCK_NOTIFY_OP_DISABLE: u8 = 0x02;
-/// Operation: remove.
-pub const SOCK_NOTIFY_OP_REMOVE: u8 = 0x04;
-/// Trigger: disable at delivery.
-pub const SOCK_NOTIFY_TRIGGER_ONESHOT: u8 = 0x01;
-/// Trigger: stay enabled.
-pub const SOCK_NOTIFY_TRIGGER_PERSISTENT: u8 = 0x02;
-/// Trigger: level.
-pub const SOCK_NOTIFY_TRIGGER_LEVEL: u8 = 0x04;
-/// Trigger: edge.
-pub const SOCK_NOTIFY_TRIGGER_EDGE: u8 = 0x08;
-/// Every trigger bit.
-pub const SOCK_NOTIFY_TRIGGER_ALL: u8 = 0x0F;
-
-/// One registration request, laid out as in `winsock2.h` (24 bytes on x86_64).
-/// Only `registrationResult` is written by the call.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SOCK_NOTIFY_REGISTRATION {
-    /// The socket (its descriptor number).
-    pub socket: SOCKET,
-    /// The completion key, fixed when the registration is created.
-    pub completionKey: usize,
-    /// `SOCK_NOTIFY_REGISTER_EVENT_*` bits (ENABLE only).
-    pub eventFilter: u16,
-    /// One `SOCK_NOTIFY_OP_*` value.
-    pub operation: u8,
-    /// `SOCK_NOTIFY_TRIGGER_*` bits (ENABLE only).
-    pub triggerFlags: u8,
-    /// Out: 0 or the entry's error code.
-    pub registrationResult: u32,
-}
-
-/// One dequeued packet, laid out as in `minwinbase.h` (32 bytes on x86_64).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct OVERLAPPED_ENTRY {
-    /// The completion key.
-    pub lpCompletionKey: usize,
-    /// The posted overlapped value; 0 for notifications.
-    pub lpOverlapped: usize,
-    /// Reserved (a status); 0 for notifications.
-    pub Internal: usize,
-    /// Posted byte count; for notifications the event mask.
-    pub dwNumberOfBytesTransferred: u32,
-}
-
-const _: () = {
-    use std::mem::{align_of, offset_of, size_of};
-    assert!(size_of::<SOCK_NOTIFY_REGISTRATION>() == 24);
-    assert!(align_of::<SOCK_NOTIFY_REGISTRATION>() == 8);
-    assert!(offset_of!(SOCK_NOTIFY_REGISTRATION, socket) == 0);
-    assert!(offset_of!(SOCK_NOTIFY_REGISTRATION, completionKey) == 8);
-    assert!(offset_of!(SOCK_NOTIFY_REGISTRATION, eventFilter) == 16);
-    assert!(offset_of!(SOCK_NOTIFY_REGISTRATION, operation) == 18);
-    assert!(offset_of!(SOCK_NOTIFY_REGISTRATION, triggerFlags) == 19);
-    assert!(offset_of!(SOCK_NOTIFY_REGISTRATION, registrationResult) == 20);
-    assert!(size_of::<OVERLAPPED_ENTRY>() == 32);
-    assert!(align_of::<OVERLAPPED_ENTRY>() == 8);
-    assert!(offset_of!(OVERLAPPED_ENTRY, lpCompletionKey) == 0);
-    assert!(offset_of!(OVERLAPPED_ENTRY, lpOverlapped) == 8);
-    assert!(offset_of!(OVERLAPPED_ENTRY, Internal) == 16);
-    assert!(offset_of!(OVERLAPPED_ENTRY, dwNumberOfBytesTransferred) == 24);
-    assert!(size_of::<OVERLAPPED_ENTRY>() == size_of::<Completion>());
-    assert!(align_of::<OVERLAPPED_ENTRY>() == align_of::<Completion>());
-};
-
-impl From<Completion> for OVERLAPPED_ENTRY {
-    fn from(c: Completion) -> Self {
-        OVERLAPPED_ENTRY {
-            lpCompletionKey: c.key(),
-            lpOverlapped: c.overlapped(),
-            Internal: c.internal(),
-            dwNumberOfBytesTransferred: c.bytes(),
-        }
-    }
-}
-
-impl From<OVERLAPPED_ENTRY> for Completion {
-    fn from(e: OVERLAPPED_ENTRY) -> Self {
-        Completion::with_internal(e.lpCompletionKey, e.dwNumberOfBytesTransferred, e.lpOverlapped, e.Internal)
-    }
-}
-
-/// Views an `OVERLAPPED_ENTRY` array as [`Completion`]s (same layout, asserted above),
+/// Views an `OVERLAPPED_ENTRY` array as [`Completion`]s (same layout, asserted at compile time),
 /// so the port writes straight into the caller's array.
 ///
 /// ```
@@ -165,34 +49,7 @@ impl From<OVERLAPPED_ENTRY> for Completion {
 /// assert_eq!(as_completions(&mut e).len(), 2);
 /// ```
 pub fn as_completions(entries: &mut [OVERLAPPED_ENTRY]) -> &mut [Completion] {
-    // SAFETY: both types are #[repr(C)] with fields of the same types at the same offsets
-    // (asserted at compile time above), every bit pattern is valid for both, and the
-    // returned slice borrows `entries` mutably for its whole life.
-    unsafe { std::slice::from_raw_parts_mut(entries.as_mut_ptr().cast::<Completion>(), entries.len()) }
-}
-
-impl Entry for SOCK_NOTIFY_REGISTRATION {
-    fn raw_fd(&self) -> RawFd {
-        RawFd::try_from(self.socket).unwrap_or(-1)
-    }
-    fn fd_out_of_range(&self) -> bool {
-        RawFd::try_from(self.socket).is_err()
-    }
-    fn key(&self) -> usize {
-        self.completionKey
-    }
-    fn op(&self) -> u8 {
-        self.operation
-    }
-    fn filter(&self) -> u16 {
-        self.eventFilter
-    }
-    fn trigger(&self) -> u8 {
-        self.triggerFlags
-    }
-    fn set_result(&mut self, result: Result<(), crate::error::RegistrationError>) {
-        self.registrationResult = result.err().map_or(ERROR_SUCCESS, |e| e.code());
-    }
+    crate::sys::completions_mut(entries)
 }
 
 /// The shape of a `ProcessSocketNotifications` call: counts, which pointers are NULL,
@@ -243,6 +100,11 @@ impl Default for CallShape {
 
 impl CallShape {
     /// Applies V1–V4 in order; the error is the code the call returns.
+    ///
+    /// ```
+    /// use socknotify::winsock::CallShape;
+    /// assert_eq!(CallShape::default().check(), Ok(()));
+    /// ```
     pub fn check(&self) -> Result<(), u32> {
         if self.completion_count == 0 && (!self.entries_null || !self.received_null || self.timeout_ms != 0) {
             return Err(WSAEINVAL); // V1
@@ -257,6 +119,39 @@ impl CallShape {
             return Err(WSAEINVAL); // V4
         }
         Ok(())
+    }
+
+    /// Applies V1–V4 and, when they hold, returns the proof that they did, which
+    /// [`process_validated`] takes: the rules are checked once per call, wherever it comes from.
+    ///
+    /// ```
+    /// use socknotify::winsock::{CallShape, WSAEINVAL};
+    /// assert!(CallShape::default().validate().is_ok());
+    /// assert_eq!(CallShape { timeout_ms: 1, ..CallShape::default() }.validate().err(), Some(WSAEINVAL));
+    /// ```
+    pub fn validate(self) -> Result<ValidCall, u32> {
+        self.check().map(|()| ValidCall(self))
+    }
+}
+
+/// A [`CallShape`] that passed [`CallShape::validate`]; only that function makes one.
+///
+/// ```
+/// let call = socknotify::winsock::CallShape::default().validate().unwrap();
+/// assert_eq!(call.shape().completion_count, 0);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ValidCall(CallShape);
+
+impl ValidCall {
+    /// The shape that was validated.
+    ///
+    /// ```
+    /// let call = socknotify::winsock::CallShape::default().validate().unwrap();
+    /// assert!(call.shape().registrations_null);
+    /// ```
+    pub fn shape(&self) -> CallShape {
+        self.0
     }
 }
 
@@ -294,15 +189,41 @@ pub fn ProcessSocketNotifications(
         timeout_ms: timeoutMs,
         arrays_overlap: false, // two live Rust borrows cannot overlap
     };
-    if let Err(code) = shape.check() {
-        return code;
+    match shape.validate() {
+        Ok(call) => process_validated(
+            completionPort,
+            call,
+            registrationInfos.unwrap_or_default(),
+            completionPortEntries.unwrap_or_default(),
+            receivedEntryCount,
+        ),
+        Err(code) => code,
     }
-    let regs: &mut [SOCK_NOTIFY_REGISTRATION] = registrationInfos.unwrap_or_default();
-    let out: &mut [Completion] = as_completions(completionPortEntries.unwrap_or_default());
+}
+
+/// `ProcessSocketNotifications` after the call's shape was validated (for callers that must
+/// validate before they can form the slices, such as the C API). `registrations` and
+/// `entries` are the arrays the shape describes (empty for NULL).
+///
+/// ```
+/// use socknotify::winsock::*;
+/// let port = socknotify::CompletionPort::new()?;
+/// let call = CallShape::default().validate().unwrap();
+/// assert_eq!(process_validated(&port, call, &mut [], &mut [], None), ERROR_SUCCESS);
+/// # Ok::<(), socknotify::Error>(())
+/// ```
+pub fn process_validated(
+    port: &CompletionPort,
+    call: ValidCall,
+    registrations: &mut [SOCK_NOTIFY_REGISTRATION],
+    entries: &mut [OVERLAPPED_ENTRY],
+    received: Option<&mut u32>,
+) -> u32 {
+    let out: &mut [Completion] = as_completions(entries);
     let wants_packets = !out.is_empty();
-    match completionPort.process_entries(regs, out, timeout_from_ms(timeoutMs)) {
+    match port.call(registrations, out, timeout_from_ms(call.shape().timeout_ms)) {
         Ok(n) => {
-            if let Some(count) = receivedEntryCount {
+            if let Some(count) = received {
                 *count = u32::try_from(n).unwrap_or(u32::MAX);
             }
             if wants_packets && n == 0 {

@@ -80,9 +80,9 @@ static void handle_values(void)
 
 static void create_forms(void)
 {
-    HANDLE port = th_port(0);
+    HANDLE port;
     int a, b;
-    th_unix_pair(&a, &b);
+    port = th_port_unix(&a, &b);
     SetLastError(0);
     /* association of a "file handle" with a new port */
     CHECK(CreateIoCompletionPort((HANDLE)(uintptr_t)a, NULL, 1, 0) == NULL);
@@ -103,9 +103,7 @@ static void create_forms(void)
         CHECK(p2 != NULL);
         CHECK(CloseHandle(p2));
     }
-    th_closesocket(a);
-    th_closesocket(b);
-    CHECK(CloseHandle(port));
+    th_finish(port, a, b);
 }
 
 static void gqcs_arguments(void)
@@ -303,7 +301,7 @@ static void close_port_frees_sockets(void)
 /* Pointers that Rust could not use (misaligned) are refused with WSAEFAULT, changing nothing. */
 static void misaligned(void)
 {
-    HANDLE port = th_port(0);
+    HANDLE port;
     int a, b;
     union {
         OVERLAPPED_ENTRY e[3];
@@ -311,7 +309,7 @@ static void misaligned(void)
     } buf;
     UINT32 n = 0xC0FFEEu;
     SOCK_NOTIFY_REGISTRATION r;
-    th_unix_pair(&a, &b);
+    port = th_port_unix(&a, &b);
     th_write(b, "x", 1);
     r = th_reg(a, 1, SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_REGISTER_EVENT_IN, SOCK_NOTIFY_TRIGGER_LEVEL);
     CHECK_EQ(ProcessSocketNotifications(port, 1, &r, 0, 1, (OVERLAPPED_ENTRY *)(void *)(buf.bytes + 4), &n),
@@ -319,9 +317,7 @@ static void misaligned(void)
     CHECK_EQ(r.registrationResult, TH_SENTINEL);
     CHECK_EQ(n, 0xC0FFEEu);
     th_expect_unregistered(port, a);
-    th_closesocket(a);
-    th_closesocket(b);
-    CHECK(CloseHandle(port));
+    th_finish(port, a, b);
 }
 
 const struct tcase tcases[] = {

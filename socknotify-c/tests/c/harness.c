@@ -144,6 +144,25 @@ void th_closesocket(int fd)
     CHECK_EQ(closesocket((SOCKET)fd), 0);
 }
 
+HANDLE th_port_tcp(int *a, int *b)
+{
+    th_tcp_pair(a, b);
+    return th_port(0);
+}
+
+HANDLE th_port_unix(int *a, int *b)
+{
+    th_unix_pair(a, b);
+    return th_port(0);
+}
+
+void th_finish(HANDLE port, int a, int b)
+{
+    th_closesocket(a);
+    th_closesocket(b);
+    CHECK(CloseHandle(port));
+}
+
 SOCK_NOTIFY_REGISTRATION th_reg(int fd, uintptr_t key, UINT8 op, UINT16 filter, UINT8 trigger)
 {
     SOCK_NOTIFY_REGISTRATION r;
@@ -163,6 +182,12 @@ DWORD th_apply(HANDLE port, SOCK_NOTIFY_REGISTRATION *r)
     CHECK_EQ(rc, ERROR_SUCCESS);
     CHECKF(r->registrationResult != TH_SENTINEL, "registrationResult was not written");
     return r->registrationResult;
+}
+
+DWORD th_op(HANDLE port, int fd, UINT8 op)
+{
+    SOCK_NOTIFY_REGISTRATION r = th_reg(fd, 0, op, 0, 0);
+    return th_apply(port, &r);
 }
 
 DWORD th_enable(HANDLE port, int fd, uintptr_t key, UINT16 filter, UINT8 trigger)
@@ -222,8 +247,7 @@ void th_expect_none(HANDLE port, UINT32 ms)
 
 void th_expect_unregistered(HANDLE probe, int fd)
 {
-    SOCK_NOTIFY_REGISTRATION r = th_reg(fd, 0, SOCK_NOTIFY_OP_REMOVE, 0, 0);
-    CHECK_EQ(th_apply(probe, &r), ERROR_NOT_FOUND);
+    CHECK_EQ(th_op(probe, fd, SOCK_NOTIFY_OP_REMOVE), ERROR_NOT_FOUND);
     th_expect_none(probe, 50);
 }
 

@@ -89,6 +89,16 @@ void th_read(int fd, void *buf, size_t n);
 /** Closes with closesocket and checks it succeeded. */
 void th_closesocket(int fd);
 
+/**
+ * The usual start of a case: a new port (concurrency 0) and a connected TCP pair on
+ * 127.0.0.1 (*a the client, *b the accepted side). Returns the port.
+ */
+HANDLE th_port_tcp(int *a, int *b);
+/** The same with a connected AF_UNIX stream pair. */
+HANDLE th_port_unix(int *a, int *b);
+/** The usual end of a case: closesocket(a), closesocket(b) and CloseHandle(port), all checked. */
+void th_finish(HANDLE port, int a, int b);
+
 /** An entry {fd, key, filter, op, trigger} with registrationResult preset to a sentinel. */
 SOCK_NOTIFY_REGISTRATION th_reg(int fd, uintptr_t key, UINT8 op, UINT16 filter, UINT8 trigger);
 /** The sentinel preset in registrationResult by th_reg. */
@@ -96,6 +106,8 @@ SOCK_NOTIFY_REGISTRATION th_reg(int fd, uintptr_t key, UINT8 op, UINT16 filter, 
 
 /** Applies one entry with no dequeue (the call must succeed); returns its registrationResult. */
 DWORD th_apply(HANDLE port, SOCK_NOTIFY_REGISTRATION *r);
+/** Applies one entry {fd, key 0, op} (NONE, DISABLE or REMOVE); returns its registrationResult. */
+DWORD th_op(HANDLE port, int fd, UINT8 op);
 /** Shorthand: th_apply of an ENABLE entry. */
 DWORD th_enable(HANDLE port, int fd, uintptr_t key, UINT16 filter, UINT8 trigger);
 /**

@@ -16,25 +16,23 @@
 
 static void t20(void)
 {
-    HANDLE port = th_port(0);
+    HANDLE port;
     int a, b;
     UINT32 n = 77;
     OVERLAPPED_ENTRY e;
-    th_tcp_pair(&a, &b);
+    port = th_port_tcp(&a, &b);
     CHECK_EQ(th_enable(port, a, 20, SOCK_NOTIFY_REGISTER_EVENT_IN, LEVEL_ONESHOT), 0);
     CHECK_EQ(ProcessSocketNotifications(port, 0, NULL, 0, 1, &e, &n), WAIT_TIMEOUT);
     CHECK_EQ(n, 0);
-    th_closesocket(a);
-    th_closesocket(b);
-    CHECK(CloseHandle(port));
+    th_finish(port, a, b);
 }
 
 static void t21(void)
 {
-    HANDLE port = th_port(0);
+    HANDLE port;
     int a, b;
     OVERLAPPED_ENTRY e;
-    th_tcp_pair(&a, &b);
+    port = th_port_tcp(&a, &b);
     CHECK_EQ(th_enable(port, a, 21, SOCK_NOTIFY_REGISTER_EVENT_IN, LEVEL_ONESHOT), 0);
     th_write(b, "!", 1);
     e = th_expect(port, 21, SOCK_NOTIFY_EVENT_IN);
@@ -42,17 +40,15 @@ static void t21(void)
     CHECK_EQ(e.Internal, 0);
     CHECK_EQ(e.dwNumberOfBytesTransferred & ~(DWORD)SOCK_NOTIFY_EVENTS_ALL, 0);
     CHECK_EQ(e.dwNumberOfBytesTransferred & SOCK_NOTIFY_EVENT_REMOVE, 0);
-    th_closesocket(a);
-    th_closesocket(b);
-    CHECK(CloseHandle(port));
+    th_finish(port, a, b);
 }
 
 static void t22(void)
 {
-    HANDLE port = th_port(0);
+    HANDLE port;
     int a, b;
     char buf[8];
-    th_tcp_pair(&a, &b);
+    port = th_port_tcp(&a, &b);
     CHECK_EQ(th_enable(port, a, 22, SOCK_NOTIFY_REGISTER_EVENT_IN, LEVEL_PERSISTENT), 0);
     th_write(b, "12345", 5);
     th_expect(port, 22, SOCK_NOTIFY_EVENT_IN);
@@ -61,34 +57,30 @@ static void t22(void)
     th_read(a, buf, 2);
     th_expect_none(port, 0); /* nothing stale after the drain */
     CHECK_EQ(memcmp(buf, "45", 2), 0);
-    th_closesocket(a);
-    th_closesocket(b);
-    CHECK(CloseHandle(port));
+    th_finish(port, a, b);
 }
 
 static void t23(void)
 {
-    HANDLE port = th_port(0);
+    HANDLE port;
     int a, b;
-    th_tcp_pair(&a, &b);
+    port = th_port_tcp(&a, &b);
     CHECK_EQ(th_enable(port, a, 23, SOCK_NOTIFY_REGISTER_EVENT_IN, LEVEL_ONESHOT), 0);
     th_write(b, "1", 1);
     th_expect(port, 23, SOCK_NOTIFY_EVENT_IN);
     th_write(b, "2", 1);
     th_expect_none(port, TH_SHORT); /* disabled by the delivery until ENABLE is reissued */
-    th_closesocket(a);
-    th_closesocket(b);
-    CHECK(CloseHandle(port));
+    th_finish(port, a, b);
 }
 
 static void t24(void)
 {
-    HANDLE port = th_port(0);
+    HANDLE port;
     int a, b;
     SOCK_NOTIFY_REGISTRATION r;
     OVERLAPPED_ENTRY e;
     UINT32 n = 0;
-    th_tcp_pair(&a, &b);
+    port = th_port_tcp(&a, &b);
     CHECK_EQ(th_enable(port, a, 24, SOCK_NOTIFY_REGISTER_EVENT_IN, LEVEL_ONESHOT), 0);
     th_write(b, "1", 1);
     th_expect(port, 24, SOCK_NOTIFY_EVENT_IN);
@@ -100,9 +92,7 @@ static void t24(void)
     CHECK_EQ(n, 1);
     CHECK_EQ(e.lpCompletionKey, 24);
     CHECK(e.dwNumberOfBytesTransferred & SOCK_NOTIFY_EVENT_IN);
-    th_closesocket(a);
-    th_closesocket(b);
-    CHECK(CloseHandle(port));
+    th_finish(port, a, b);
 }
 
 /* Dequeues until `key`'s REMOVE packet; counts the packets of `key` (all must come before
@@ -126,31 +116,27 @@ static DWORD drain_until_remove(HANDLE port, uintptr_t key, int *packets_of_key)
 
 static void t40(void)
 {
-    HANDLE port = th_port(0);
+    HANDLE port;
     int a, b, count;
-    SOCK_NOTIFY_REGISTRATION r;
-    th_tcp_pair(&a, &b);
+    port = th_port_tcp(&a, &b);
     CHECK_EQ(th_enable(port, a, 40, SOCK_NOTIFY_REGISTER_EVENT_IN, LEVEL_PERSISTENT), 0);
-    r = th_reg(a, 0, SOCK_NOTIFY_OP_REMOVE, 0, 0);
-    CHECK_EQ(th_apply(port, &r), 0);
+    CHECK_EQ(th_op(port, a, SOCK_NOTIFY_OP_REMOVE), 0);
     drain_until_remove(port, 40, &count);
     CHECK_EQ(count, 1); /* exactly one packet, the REMOVE */
     th_write(b, "x", 1);
     th_expect_none(port, TH_SHORT); /* REMOVE is terminal */
     th_expect_unregistered(port, a); /* and the socket is free again */
-    th_closesocket(a);
-    th_closesocket(b);
-    CHECK(CloseHandle(port));
+    th_finish(port, a, b);
 }
 
 static void t41(void)
 {
-    HANDLE port = th_port(0);
+    HANDLE port;
     int a, b;
     SOCK_NOTIFY_REGISTRATION r;
     OVERLAPPED_ENTRY e;
     UINT32 n = 0;
-    th_tcp_pair(&a, &b);
+    port = th_port_tcp(&a, &b);
     CHECK_EQ(th_enable(port, a, 41, SOCK_NOTIFY_REGISTER_EVENT_IN, LEVEL_PERSISTENT), 0);
     th_expect_none(port, 0);
     r = th_reg(a, 0, SOCK_NOTIFY_OP_REMOVE, 0, 0);
@@ -159,9 +145,7 @@ static void t41(void)
     CHECK_EQ(n, 1);
     CHECK_EQ(e.lpCompletionKey, 41);
     CHECK(e.dwNumberOfBytesTransferred & SOCK_NOTIFY_EVENT_REMOVE);
-    th_closesocket(a);
-    th_closesocket(b);
-    CHECK(CloseHandle(port));
+    th_finish(port, a, b);
 }
 
 static void t42(void)
@@ -173,20 +157,17 @@ static void t42(void)
     th_tcp_pair(&c, &d);
     /* disabled after being enabled */
     CHECK_EQ(th_enable(port, a, 42, SOCK_NOTIFY_REGISTER_EVENT_IN, LEVEL_PERSISTENT), 0);
-    r = th_reg(a, 0, SOCK_NOTIFY_OP_DISABLE, 0, 0);
-    CHECK_EQ(th_apply(port, &r), 0);
+    CHECK_EQ(th_op(port, a, SOCK_NOTIFY_OP_DISABLE), 0);
     /* disabled from the start (D11) */
     r = th_reg(c, 43, SOCK_NOTIFY_OP_DISABLE, 0, 0);
     CHECK_EQ(th_apply(port, &r), 0);
     th_write(b, "x", 1);
     th_write(d, "x", 1);
     th_expect_none(port, TH_SHORT);
-    r = th_reg(a, 0, SOCK_NOTIFY_OP_REMOVE, 0, 0);
-    CHECK_EQ(th_apply(port, &r), 0);
+    CHECK_EQ(th_op(port, a, SOCK_NOTIFY_OP_REMOVE), 0);
     drain_until_remove(port, 42, &count);
     CHECK_EQ(count, 1);
-    r = th_reg(c, 0, SOCK_NOTIFY_OP_REMOVE, 0, 0);
-    CHECK_EQ(th_apply(port, &r), 0);
+    CHECK_EQ(th_op(port, c, SOCK_NOTIFY_OP_REMOVE), 0);
     drain_until_remove(port, 43, &count);
     CHECK_EQ(count, 1);
     th_closesocket(a);
@@ -221,11 +202,11 @@ static void t43(void)
 
 static void t52(void)
 {
-    HANDLE port = th_port(0);
+    HANDLE port;
     int a, b;
     OVERLAPPED_ENTRY e[2];
     UINT32 n = 0;
-    th_tcp_pair(&a, &b);
+    port = th_port_tcp(&a, &b);
     th_write(b, "x", 1);
     CHECK_EQ(th_enable(port, a, 52, SOCK_NOTIFY_REGISTER_EVENT_IN, LEVEL_PERSISTENT), 0);
     CHECK(PostQueuedCompletionStatus(port, 0xABC, 7, (LPOVERLAPPED)(uintptr_t)0x1234));
@@ -239,9 +220,7 @@ static void t52(void)
     CHECK_EQ(e[1].dwNumberOfBytesTransferred, 0xABC);
     CHECK_EQ((uintptr_t)e[1].lpOverlapped, 0x1234);
     CHECK_EQ(e[1].Internal, 0);
-    th_closesocket(a);
-    th_closesocket(b);
-    CHECK(CloseHandle(port));
+    th_finish(port, a, b);
 }
 
 static void t53(void)
@@ -283,12 +262,12 @@ static void t54(void)
 
 static void t55(void)
 {
-    HANDLE port = th_port(0);
+    HANDLE port;
     int a, b;
     SOCK_NOTIFY_REGISTRATION r;
     OVERLAPPED_ENTRY e;
     UINT32 n = 0;
-    th_tcp_pair(&a, &b);
+    port = th_port_tcp(&a, &b);
     th_write(b, "buffered", 8);
     th_sleep_ms(50); /* the data is in a's receive buffer (loopback) */
     r = th_reg(a, 55, SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_REGISTER_EVENT_IN, LEVEL_ONESHOT);
@@ -297,17 +276,15 @@ static void t55(void)
     CHECK_EQ(n, 1);
     CHECK_EQ(e.lpCompletionKey, 55);
     CHECK(e.dwNumberOfBytesTransferred & SOCK_NOTIFY_EVENT_IN);
-    th_closesocket(a);
-    th_closesocket(b);
-    CHECK(CloseHandle(port));
+    th_finish(port, a, b);
 }
 
 static void t66(void)
 {
-    HANDLE port = th_port(0);
+    HANDLE port;
     int a, b;
     OVERLAPPED_ENTRY e;
-    th_unix_pair(&a, &b);
+    port = th_port_unix(&a, &b);
     CHECK_EQ(th_enable(port, a, 66, SOCK_NOTIFY_REGISTER_EVENTS_ALL, LEVEL_ONESHOT), 0);
     th_write(b, "x", 1);
     e = th_expect(port, 66, 0);
@@ -319,23 +296,19 @@ static void t66(void)
     CHECK(PostQueuedCompletionStatus(port, 0xFFFFFFFFu, 1, NULL));
     e = th_expect(port, 1, 0);
     CHECK_EQ(SocketNotificationRetrieveEvents(&e), 0xFFFFFFFFu);
-    th_closesocket(a);
-    th_closesocket(b);
-    CHECK(CloseHandle(port));
+    th_finish(port, a, b);
 }
 
 static void t67(void)
 {
-    HANDLE port = th_port(0);
+    HANDLE port;
     int a, b;
-    SOCK_NOTIFY_REGISTRATION r;
     OVERLAPPED_ENTRY e;
     UINT32 n = 0;
-    th_tcp_pair(&a, &b);
+    port = th_port_tcp(&a, &b);
     th_write(b, "x", 1); /* an IN packet may be coalesced into the REMOVE packet */
     CHECK_EQ(th_enable(port, a, 67, SOCK_NOTIFY_REGISTER_EVENT_IN, LEVEL_PERSISTENT), 0);
-    r = th_reg(a, 0, SOCK_NOTIFY_OP_REMOVE, 0, 0);
-    CHECK_EQ(th_apply(port, &r), 0);
+    CHECK_EQ(th_op(port, a, SOCK_NOTIFY_OP_REMOVE), 0);
     for (;;) {
         memset(&e, 0xAA, sizeof e);
         CHECK_EQ(ProcessSocketNotifications(port, 0, NULL, TH_LONG, 1, &e, &n), ERROR_SUCCESS);
@@ -347,9 +320,7 @@ static void t67(void)
     }
     CHECK_EQ(e.dwNumberOfBytesTransferred & ~(DWORD)SOCK_NOTIFY_EVENTS_ALL, 0);
     th_expect_none(port, TH_SHORT);
-    th_closesocket(a);
-    th_closesocket(b);
-    CHECK(CloseHandle(port));
+    th_finish(port, a, b);
 }
 
 const struct tcase tcases[] = {

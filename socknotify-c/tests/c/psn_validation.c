@@ -57,10 +57,10 @@ static void t01(void)
 
 static void t02(void)
 {
-    HANDLE port = th_port(0);
+    HANDLE port;
     int a, b;
     SOCK_NOTIFY_REGISTRATION r;
-    th_unix_pair(&a, &b);
+    port = th_port_unix(&a, &b);
     r = th_reg(a, 1, SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_REGISTER_EVENT_IN, SOCK_NOTIFY_TRIGGER_LEVEL);
     /* count 0 with a non-NULL array */
     CHECK_EQ(ProcessSocketNotifications(port, 0, &r, 0, 0, NULL, NULL), WSAEINVAL);
@@ -68,72 +68,64 @@ static void t02(void)
     /* and the converse: count 1 with a NULL array */
     CHECK_EQ(ProcessSocketNotifications(port, 1, NULL, 0, 0, NULL, NULL), WSAEINVAL);
     check_not_registered(port, a, b);
-    th_closesocket(a);
-    th_closesocket(b);
-    CHECK(CloseHandle(port));
+    th_finish(port, a, b);
 }
 
 static void t03(void)
 {
-    HANDLE port = th_port(0);
+    HANDLE port;
     int a, b;
     SOCK_NOTIFY_REGISTRATION r;
-    th_tcp_pair(&a, &b);
+    port = th_port_tcp(&a, &b);
     r = th_reg(a, 1, SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_REGISTER_EVENT_IN, SOCK_NOTIFY_TRIGGER_LEVEL);
     CHECK_EQ(ProcessSocketNotifications(port, 1, &r, 100, 0, NULL, NULL), WSAEINVAL);
     CHECK_EQ(r.registrationResult, TH_SENTINEL);
     /* D4: a timeout with completionCount 0 is WSAEINVAL whatever registrationCount is */
     CHECK_EQ(ProcessSocketNotifications(port, 0, NULL, 100, 0, NULL, NULL), WSAEINVAL);
     check_not_registered(port, a, b);
-    th_closesocket(a);
-    th_closesocket(b);
-    CHECK(CloseHandle(port));
+    th_finish(port, a, b);
 }
 
 static void t04(void)
 {
-    HANDLE port = th_port(0);
+    HANDLE port;
     int a, b;
     UINT32 count = 0xC0FFEEu;
     SOCK_NOTIFY_REGISTRATION r;
-    th_tcp_pair(&a, &b);
+    port = th_port_tcp(&a, &b);
     r = th_reg(a, 1, SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_REGISTER_EVENT_IN, SOCK_NOTIFY_TRIGGER_LEVEL);
     CHECK_EQ(ProcessSocketNotifications(port, 1, &r, 0, 0, NULL, &count), WSAEINVAL);
     CHECK_EQ(r.registrationResult, TH_SENTINEL);
     CHECK_EQ(count, 0xC0FFEEu);
     check_not_registered(port, a, b);
-    th_closesocket(a);
-    th_closesocket(b);
-    CHECK(CloseHandle(port));
+    th_finish(port, a, b);
 }
 
 static void t05(void)
 {
-    HANDLE port = th_port(0);
+    HANDLE port;
     int a, b;
     UINT32 count;
     OVERLAPPED_ENTRY e[2];
     SOCK_NOTIFY_REGISTRATION r;
-    th_tcp_pair(&a, &b);
+    port = th_port_tcp(&a, &b);
     poison(e, 2, &count);
     r = th_reg(a, 1, SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_REGISTER_EVENT_IN, SOCK_NOTIFY_TRIGGER_LEVEL);
     CHECK_EQ(ProcessSocketNotifications(port, 1, &r, 0, 0, e, NULL), WSAEINVAL);
     CHECK_EQ(r.registrationResult, TH_SENTINEL);
     CHECK(entries_untouched(e, 2));
     check_not_registered(port, a, b);
-    th_closesocket(a);
-    th_closesocket(b);
-    CHECK(CloseHandle(port));
+    th_finish(port, a, b);
 }
 
 static void t06(void)
 {
-    HANDLE port = th_port(0);
+    HANDLE port;
     int a, b;
     UINT32 count;
     OVERLAPPED_ENTRY e[1];
     SOCK_NOTIFY_REGISTRATION r;
-    th_tcp_pair(&a, &b);
+    port = th_port_tcp(&a, &b);
     th_write(b, "data", 4); /* an ENABLE that slipped through would queue a packet at once */
     poison(e, 1, &count);
     r = th_reg(a, 1, SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_REGISTER_EVENT_IN, SOCK_NOTIFY_TRIGGER_LEVEL);
@@ -147,9 +139,7 @@ static void t06(void)
     CHECK(entries_untouched(e, 1));
     th_expect_none(port, TH_SHORT);
     th_expect_unregistered(port, a);
-    th_closesocket(a);
-    th_closesocket(b);
-    CHECK(CloseHandle(port));
+    th_finish(port, a, b);
 }
 
 static void t07(void)
@@ -180,7 +170,7 @@ static void t07(void)
  * inside an array is treated the same way by the C API. */
 static void v4_overlap(void)
 {
-    HANDLE port = th_port(0);
+    HANDLE port;
     int a, b;
     union {
         SOCK_NOTIFY_REGISTRATION r[4];
@@ -188,7 +178,7 @@ static void v4_overlap(void)
     } buf;
     OVERLAPPED_ENTRY e[2];
     UINT32 count = 0xC0FFEEu;
-    th_tcp_pair(&a, &b);
+    port = th_port_tcp(&a, &b);
     th_write(b, "data", 4);
     buf.r[0] = th_reg(a, 1, SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_REGISTER_EVENT_IN, SOCK_NOTIFY_TRIGGER_LEVEL);
     buf.r[1] = th_reg(b, 2, SOCK_NOTIFY_OP_NONE, 0, 0);
@@ -213,9 +203,7 @@ static void v4_overlap(void)
     CHECK_EQ(buf.r[0].registrationResult, 0);
     CHECK_EQ(count, 1);
     CHECK_EQ(buf.e[1].lpCompletionKey, 1);
-    th_closesocket(a);
-    th_closesocket(b);
-    CHECK(CloseHandle(port));
+    th_finish(port, a, b);
 }
 
 /* V7 and the return-code convention: a failed PSN also leaves its code in GetLastError(). */
@@ -234,17 +222,15 @@ static void v7_both_zero(void)
  * WSAEINVAL and leaves the socket unregistered. */
 static void refuse(UINT8 op, UINT16 filter, UINT8 trigger)
 {
-    HANDLE port = th_port(0);
+    HANDLE port;
     int a, b;
     SOCK_NOTIFY_REGISTRATION r;
-    th_tcp_pair(&a, &b);
+    port = th_port_tcp(&a, &b);
     r = th_reg(a, 9, op, filter, trigger);
     CHECKF(th_apply(port, &r) == WSAEINVAL, "op %u filter 0x%x trigger 0x%x: result %lu, want WSAEINVAL",
            (unsigned)op, (unsigned)filter, (unsigned)trigger, (unsigned long)r.registrationResult);
     check_not_registered(port, a, b);
-    th_closesocket(a);
-    th_closesocket(b);
-    CHECK(CloseHandle(port));
+    th_finish(port, a, b);
 }
 
 static void t08(void)
@@ -269,10 +255,10 @@ static void t10(void)
 
 static void t11(void)
 {
-    HANDLE port = th_port(0);
+    HANDLE port;
     int a, b;
     char buf[8];
-    th_tcp_pair(&a, &b);
+    port = th_port_tcp(&a, &b);
     th_write(b, "12345", 5);
     CHECK_EQ(th_enable(port, a, 11, SOCK_NOTIFY_REGISTER_EVENT_IN, SOCK_NOTIFY_TRIGGER_LEVEL), 0);
     th_expect(port, 11, SOCK_NOTIFY_EVENT_IN);
@@ -280,9 +266,7 @@ static void t11(void)
     /* no persistence bit = PERSISTENT: IN again without a re-ENABLE */
     th_expect(port, 11, SOCK_NOTIFY_EVENT_IN);
     th_read(a, buf, 3);
-    th_closesocket(a);
-    th_closesocket(b);
-    CHECK(CloseHandle(port));
+    th_finish(port, a, b);
 }
 
 static void t12(void)
@@ -300,11 +284,11 @@ static void t13(void)
 
 static void t14(void)
 {
-    HANDLE port = th_port(0);
+    HANDLE port;
     int a, b;
     SOCK_NOTIFY_REGISTRATION r;
     char c;
-    th_tcp_pair(&a, &b);
+    port = th_port_tcp(&a, &b);
     CHECK_EQ(th_enable(port, a, 14, SOCK_NOTIFY_REGISTER_EVENT_IN,
                        SOCK_NOTIFY_TRIGGER_LEVEL | SOCK_NOTIFY_TRIGGER_PERSISTENT), 0);
     r = th_reg(a, 99, SOCK_NOTIFY_OP_ENABLE | SOCK_NOTIFY_OP_REMOVE, SOCK_NOTIFY_REGISTER_EVENT_IN,
@@ -315,12 +299,9 @@ static void t14(void)
     th_write(b, "x", 1);
     th_expect(port, 14, SOCK_NOTIFY_EVENT_IN);
     th_read(a, &c, 1);
-    r = th_reg(a, 0, SOCK_NOTIFY_OP_REMOVE, 0, 0);
-    CHECK_EQ(th_apply(port, &r), 0);
+    CHECK_EQ(th_op(port, a, SOCK_NOTIFY_OP_REMOVE), 0);
     th_expect(port, 14, SOCK_NOTIFY_EVENT_REMOVE);
-    th_closesocket(a);
-    th_closesocket(b);
-    CHECK(CloseHandle(port));
+    th_finish(port, a, b);
 }
 
 static void t15(void)
@@ -332,10 +313,10 @@ static void t15(void)
 
 static void t16(void)
 {
-    HANDLE port = th_port(0);
+    HANDLE port;
     int a, b;
     SOCK_NOTIFY_REGISTRATION r;
-    th_tcp_pair(&a, &b);
+    port = th_port_tcp(&a, &b);
     CHECK_EQ(th_enable(port, a, 16, SOCK_NOTIFY_REGISTER_EVENT_IN,
                        SOCK_NOTIFY_TRIGGER_LEVEL | SOCK_NOTIFY_TRIGGER_ONESHOT), 0);
     /* NONE with garbage in every other field: 0 and nothing else (D9) */
@@ -348,23 +329,19 @@ static void t16(void)
     th_expect(port, 16, SOCK_NOTIFY_EVENT_IN); /* same key, same filter */
     th_write(b, "y", 1);
     th_expect_none(port, TH_SHORT); /* still ONESHOT: disabled by the delivery */
-    th_closesocket(a);
-    th_closesocket(b);
-    CHECK(CloseHandle(port));
+    th_finish(port, a, b);
 }
 
 static void t17(void)
 {
-    HANDLE port = th_port(0);
+    HANDLE port;
     int a, b;
     SOCK_NOTIFY_REGISTRATION r;
-    th_tcp_pair(&a, &b);
+    port = th_port_tcp(&a, &b);
     r = th_reg(a, 17, SOCK_NOTIFY_OP_REMOVE, 0, 0);
     CHECK_EQ(th_apply(port, &r), ERROR_NOT_FOUND);
     th_expect_none(port, TH_SHORT);
-    th_closesocket(a);
-    th_closesocket(b);
-    CHECK(CloseHandle(port));
+    th_finish(port, a, b);
 }
 
 static void t18(void)

@@ -1,12 +1,14 @@
 //! The C API test suite: C programs under `tests/c/` and the example under `examples/`,
-//! compiled with the system compiler against this build's `libsocknotify.a` and run one case
-//! per process (so a crash or a hang in one case is reported under its own name).
+//! compiled with the system compiler against this build's static library
+//! (`libsocknotify_c.a`) and run one case per process (so a crash or a hang in one case is
+//! reported under its own name).
 
 mod support;
 
 mod example;
 mod header;
 mod install;
+mod porting;
 
 use support::{check_listed, run_case};
 
@@ -106,6 +108,21 @@ mod iocp {
         t64_concurrency_limit_holds_waiter => "T64",
         t72_gqcs_on_notification => "T72",
         wake_handoff_survives_concurrent_poll => "wake_handoff",
+    );
+}
+
+/// The porting headers' mapped Winsock calls and the thread calls (`tests/c/porting.c`).
+mod porting_cases {
+    use super::*;
+    c_cases!("porting":
+        wsastartup_fills_wsadata => "wsastartup",
+        socket_errors_are_wsae_codes => "error_codes",
+        nonblocking_mode_and_fionread => "nonblocking",
+        socket_options_in_windows_units => "socket_options",
+        so_error_and_select => "so_error_and_select",
+        send_never_raises_sigpipe => "no_sigpipe",
+        thread_handles => "threads",
+        interlocked_and_time => "interlocked_and_time",
     );
 }
 

@@ -1,9 +1,11 @@
 //! Building and running the C programs of the test suite.
 //!
 //! The C sources are compiled with the system C compiler (`$CC`, default `cc`; `$CXX`,
-//! default `c++`) against the `libsocknotify.a` that cargo built for this test run (it sits
-//! beside the test binary in `deps/`), once per program and per test process, into
-//! `CARGO_TARGET_TMPDIR`. No network is needed.
+//! default `c++`) against the static library that cargo built for this test run (cargo names
+//! it `libsocknotify_c.a`; it sits beside the test binary in `deps/`), once per program and
+//! per test process, into `CARGO_TARGET_TMPDIR`. `SOCKNOTIFY_LIB_DIR=DIR` runs the suite
+//! against the libraries in DIR instead (for example a `panic = "abort"` build). No network
+//! is needed.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -27,16 +29,24 @@ pub fn include_dir() -> PathBuf {
     crate_dir().join("include")
 }
 
-/// The folder holding the `libsocknotify.a` / `.so` built for this test run:
-/// `target/<profile>/deps`, beside the test binary (`cargo test` builds every crate type of
-/// the library there but copies them up to `target/<profile>` only for `cargo build`).
+/// The file names cargo gives the libraries (the crate's library is `socknotify_c`; the
+/// install step installs them as `libsocknotify.*`).
+pub const STATIC_LIB: &str = "libsocknotify_c.a";
+
+/// The folder holding the libraries the suite links: `$SOCKNOTIFY_LIB_DIR` if set, else the
+/// ones built for this test run in `target/<profile>/deps`, beside the test binary (`cargo
+/// test` builds every crate type of the library there but copies them up to
+/// `target/<profile>` only for `cargo build`).
 pub fn lib_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SOCKNOTIFY_LIB_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
     let exe = std::env::current_exe().expect("current_exe");
     exe.parent().expect("target/<profile>/deps/<test>").to_path_buf()
 }
 
 pub fn static_lib() -> PathBuf {
-    let lib = lib_dir().join("libsocknotify.a");
+    let lib = lib_dir().join(STATIC_LIB);
     assert!(lib.exists(), "{} is missing: cargo should build the staticlib before the tests", lib.display());
     lib
 }
@@ -137,6 +147,8 @@ pub fn compile(name: &str, compiler: &str, flags: &[&str], sources: &[&str]) -> 
         .arg("-I")
         .arg(crate_dir().join("tests/c"))
         .args(sources.iter().map(|s| crate_dir().join(s)))
+        // (a `-x c++` among the flags must not apply to the archive)
+        .args(["-x", "none"])
         .arg(static_lib())
         .args(NATIVE_LIBS)
         .arg("-o")

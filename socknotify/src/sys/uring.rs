@@ -9,6 +9,7 @@
 use super::{count, EpollEvent};
 use io_uring::{opcode, squeue, types, IoUring};
 use std::io;
+use std::mem::ManuallyDrop;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
@@ -24,15 +25,42 @@ const RING_ENTRIES: u32 = 1024;
 pub(crate) const MOD_ROUND_WAIT: Duration = Duration::from_millis(50);
 /// The most MODs one round carries; a larger batch is applied with plain `epoll_ctl`.
 pub(crate) const MAX_RING_MODS: usize = RING_ENTRIES as usize - 2;
+/// The most events one wait returns.
+pub(crate) const RING_EVENTS: usize = 1024;
 
 /// An io_uring instance used by one port.
+///
+/// It owns every buffer the kernel may write into or read from after a call returns (the
+/// events of the wait and the events of the MODs), so a round that fails half-way leaves the
+/// kernel pointing only into memory the ring owns; a ring that failed that way is poisoned
+/// (every later round fails) and leaks those buffers when it is dropped rather than free
+/// memory the kernel might still write.
 pub(crate) struct Ring {
     ring: IoUring,
+    /// Where `IORING_OP_EPOLL_WAIT` writes its events.
+    events: ManuallyDrop<Box<[EpollEvent]>>,
+    /// The `epoll_event` of each MOD in the current round.
+    ctl: ManuallyDrop<Vec<EpollEvent>>,
+    poisoned: bool,
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        if !self.poisoned {
+            // SAFETY: each field is dropped exactly once, here; after a clean round the
+            // kernel holds no pointer into either buffer (every request was reaped).
+            unsafe {
+                ManuallyDrop::drop(&mut self.events);
+                ManuallyDrop::drop(&mut self.ctl);
+            }
+        }
+        // A poisoned ring leaks both buffers: the kernel may still complete a request into them.
+    }
 }
 
 impl std::fmt::Debug for Ring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Ring")
+        f.debug_struct("Ring").field("poisoned", &self.poisoned).finish()
     }
 }
 
@@ -52,7 +80,12 @@ pub(crate) fn ring_new() -> io::Result<Ring> {
             ));
         }
     }
-    Ok(Ring { ring })
+    Ok(Ring {
+        ring,
+        events: ManuallyDrop::new(vec![EpollEvent { events: 0, u64: 0 }; RING_EVENTS].into_boxed_slice()),
+        ctl: ManuallyDrop::new(Vec::with_capacity(MAX_RING_MODS)),
+        poisoned: false,
+    })
 }
 
 /// One `EPOLL_CTL_MOD` to apply in a round.
@@ -75,27 +108,47 @@ pub(crate) struct Round {
 }
 
 impl Ring {
-    /// Applies `mods` in order, then (with `events`) waits for epoll events into it for at
-    /// most `timeout` (`None`: until one arrives), all in one system call when nothing
-    /// interrupts it. The MODs are not linked to each other nor to the wait (io_uring's link
-    /// machinery costs more per request than a system call): a MOD that fails is reported in
-    /// [`Round::failed`] after the wait, so callers bound that wait (see `MOD_ROUND_WAIT`).
+    /// True once a round failed after submitting: the ring is out of use for good.
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    /// Applies `mods` in order, then (with `wait`) waits for epoll events for at most its
+    /// timeout (`None`: until one arrives) and copies them into its buffer, all in one system
+    /// call when nothing interrupts it. The MODs are not linked to each other nor to the wait
+    /// (io_uring's link machinery costs more per request than a system call): a MOD that fails
+    /// is reported in [`Round::failed`] after the wait, so callers bound that wait (see
+    /// `MOD_ROUND_WAIT`).
+    ///
+    /// An error before anything was submitted (too many MODs, a poisoned ring) leaves the ring
+    /// as it was; an error after it poisons the ring.
     pub(crate) fn round(
         &mut self,
         epfd: RawFd,
         mods: &[Mod],
-        events: Option<&mut [EpollEvent]>,
-        timeout: Option<Duration>,
+        wait: Option<(&mut [EpollEvent], Option<Duration>)>,
     ) -> io::Result<Round> {
-        debug_assert!(mods.len() <= MAX_RING_MODS);
-        // The kernel copies these at submission, within the call below.
-        let ctl: Vec<EpollEvent> = mods.iter().map(|m| EpollEvent { events: m.flags, u64: m.token }).collect();
+        if self.poisoned {
+            return Err(io::Error::other("the ring failed earlier and is out of use"));
+        }
+        let (out, timeout) = match wait {
+            Some((out, timeout)) => (Some(out), timeout),
+            None => (None, None),
+        };
+        let wanted = mods.len() + out.as_ref().map_or(0, |_| 1 + usize::from(timeout.is_some()));
+        {
+            let sq = self.ring.submission();
+            if mods.len() > MAX_RING_MODS || wanted > sq.capacity() - sq.len() {
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, "the round does not fit the ring"));
+            }
+        }
+        self.ctl.clear();
+        self.ctl.extend(mods.iter().map(|m| EpollEvent { events: m.flags, u64: m.token }));
         let ts = timeout.map(|t| types::Timespec::new().sec(t.as_secs()).nsec(t.subsec_nanos()));
-        let wait_in = events.map(|e| (e.as_mut_ptr(), u32::try_from(e.len()).unwrap_or(u32::MAX).max(1)));
-        let mut want = 0;
+        let max = out.as_ref().map_or(0, |o| o.len().clamp(1, RING_EVENTS));
         {
             let mut sq = self.ring.submission();
-            for (m, ev) in mods.iter().zip(&ctl) {
+            for (m, ev) in mods.iter().zip(self.ctl.iter()) {
                 let e = opcode::EpollCtl::new(
                     types::Fd(epfd),
                     types::Fd(m.fd),
@@ -104,41 +157,48 @@ impl Ring {
                 )
                 .build()
                 .user_data(m.tag);
-                // SAFETY: the entry points to `ctl`, alive until the submission below has
-                // been consumed by the kernel (EPOLL_CTL copies its event at submission).
-                unsafe { sq.push(&e) }.map_err(|_| io::Error::other("submission queue full"))?;
-                want += 1;
+                // SAFETY: the entry points into `self.ctl`, which the ring owns and does not
+                // touch again before every request of this round has been reaped (or, if the
+                // round fails, ever: a poisoned ring leaks it). Room was checked above.
+                unsafe { sq.push(&e) }.expect("room checked above");
             }
-            if let Some((ptr, max)) = wait_in {
-                let mut wait = opcode::EpollWait::new(types::Fd(epfd), ptr.cast::<types::epoll_event>(), max)
-                    .build()
-                    .user_data(WAIT_TAG);
+            if out.is_some() {
+                let mut wait = opcode::EpollWait::new(
+                    types::Fd(epfd),
+                    self.events.as_mut_ptr().cast::<types::epoll_event>(),
+                    max as u32,
+                )
+                .build()
+                .user_data(WAIT_TAG);
                 if ts.is_some() {
                     wait = wait.flags(squeue::Flags::IO_LINK);
                 }
-                // SAFETY: the events buffer outlives the wait: this function does not return
-                // before the wait's completion has been reaped (see the loop below).
-                unsafe { sq.push(&wait) }.map_err(|_| io::Error::other("submission queue full"))?;
-                want += 1;
+                // SAFETY: the wait writes at most `max` ≤ RING_EVENTS events into
+                // `self.events`, which the ring owns for as long as the kernel may write there
+                // (see `ctl` above and `Drop`).
+                unsafe { sq.push(&wait) }.expect("room checked above");
                 if let Some(ts) = &ts {
                     let t = opcode::LinkTimeout::new(ts).build().user_data(TIMEOUT_TAG);
-                    // SAFETY: the timespec is copied at submission, within the call below.
-                    unsafe { sq.push(&t) }.map_err(|_| io::Error::other("submission queue full"))?;
-                    want += 1;
+                    // SAFETY: the timespec is read when the timeout is prepared, which happens
+                    // during the submission below, while `ts` is alive.
+                    unsafe { sq.push(&t) }.expect("room checked above");
                 }
             }
             sq.sync();
         }
         let mut round = Round::default();
         let mut reaped = 0;
-        while reaped < want {
+        while reaped < wanted {
             count();
-            match self.ring.submitter().submit_and_wait(want - reaped) {
+            match self.ring.submitter().submit_and_wait(wanted - reaped) {
                 Ok(_) => {}
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)) => {}
-                // Unexpected: the kernel may still hold entries that point into `events`.
-                // The caller must then abandon this ring and that buffer (leak both).
-                Err(e) => return Err(e),
+                Err(e) => {
+                    // The kernel may still hold requests that point into the ring's buffers:
+                    // keep them for good.
+                    self.poisoned = true;
+                    return Err(e);
+                }
             }
             let mut cq = self.ring.completion();
             cq.sync();
@@ -146,12 +206,15 @@ impl Ring {
                 reaped += 1;
                 let res = cqe.result();
                 match cqe.user_data() {
-                    WAIT_TAG => round.events = usize::try_from(res).unwrap_or(0),
+                    WAIT_TAG => round.events = usize::try_from(res).unwrap_or(0).min(max),
                     TIMEOUT_TAG => {}
                     tag if res < 0 => round.failed.push((tag, -res)),
                     _ => {}
                 }
             }
+        }
+        if let Some(out) = out {
+            out[..round.events].copy_from_slice(&self.events[..round.events]);
         }
         Ok(round)
     }

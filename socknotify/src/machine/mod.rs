@@ -1,0 +1,751 @@
+//! Floor 1, the pure state machine of a port: registrations, the packet FIFO, coalescing,
+//! the trigger rules and delivery.
+//!
+//! No system calls happen here, and nothing here knows epoll. What the machine needs from the
+//! kernel (watch a descriptor, sample its readiness, read TCP byte counters) it asks of a
+//! [`Kernel`], in its own terms ([`Interest`], [`Token`], [`Readiness`]); what it needs from
+//! the process-wide one-port-per-socket table it asks of [`Claims`]. The port supplies real
+//! implementations; the unit tests (`tests.rs`) and the fuzz harness supply scripted ones.
+//! Only the batch reservation ([`Machine::reserve`]) fails cleanly on out-of-memory; other
+//! growth aborts as usual.
+//!
+//! It imports only the vocabulary (`crate::abi`).
+
+mod kernel;
+mod readiness;
+mod record;
+#[cfg(test)]
+mod tests;
+
+pub use kernel::{Claims, Interest, Kernel, Readiness, SocketInfo, SocketKind, TcpCounters, Token};
+pub use readiness::readiness;
+pub use record::RegState;
+
+use crate::abi::{Completion, Events, Operation, RegistrationError, Trigger};
+use record::{Reg, Watch};
+use std::collections::VecDeque;
+use std::os::fd::RawFd;
+
+/// One FIFO entry.
+#[derive(Clone, Copy, Debug)]
+enum Packet {
+    Posted(Completion),
+    Notify { slot: u32, generation: u32 },
+}
+
+/// The registrations and packet queue of one port.
+#[derive(Debug, Default)]
+pub struct Machine {
+    regs: Vec<Option<Reg>>,
+    free: Vec<u32>,
+    generations: Vec<u32>,
+    by_fd: Vec<u32>,
+    fifo: VecDeque<Packet>,
+    epoch: u64,
+    live: usize,
+    /// Re-arms in user space (the port option `closes_through_port`, issue 10's contract:
+    /// every registered socket is closed through the port or REMOVEd first).
+    user_rearm: bool,
+    /// Registrations with entries applied since the last audit without asking the kernel.
+    unverified: usize,
+}
+
+/// How an applied entry learnt that its descriptor still names the registered socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Checked {
+    /// The kernel answered through the operation itself (`EPOLL_CTL_MOD` or `DEL`).
+    Kernel,
+    /// No kernel call was made (user-space re-arm): an audit confirms it later.
+    Later,
+}
+
+/// A new registration's first state, before `apply_enable` or `apply_disable` runs.
+struct NewReg {
+    fd: RawFd,
+    cookie: u64,
+    kind: SocketKind,
+    key: usize,
+}
+
+impl Machine {
+    /// An empty machine.
+    pub fn new() -> Machine {
+        Machine::default()
+    }
+
+    /// Re-arm in user space: one-shot registrations stay armed in the kernel (disarmed there
+    /// only when the kernel reports a disabled one), and an ENABLE or DISABLE that changes
+    /// nothing the kernel watches makes no kernel call. The descriptor's identity is then not
+    /// confirmed at each entry; [`audit`](Self::audit) confirms it later. Set before the first
+    /// registration.
+    pub fn set_user_rearm(&mut self, on: bool) {
+        self.user_rearm = on;
+    }
+
+    /// Registrations whose descriptor's identity an [`audit`](Self::audit) should confirm.
+    pub fn unverified(&self) -> usize {
+        self.unverified
+    }
+
+    /// Starts a new epoch: level masks sampled before it are no longer fresh.
+    pub fn new_epoch(&mut self) {
+        self.epoch += 1;
+    }
+
+    /// Packets waiting in the FIFO.
+    pub fn queued(&self) -> usize {
+        self.fifo.len()
+    }
+
+    /// Registrations that may still produce packets from the kernel (Enabled or Disabled).
+    pub fn live(&self) -> usize {
+        self.live
+    }
+
+    /// Registrations in any state, zombies included.
+    pub fn registrations(&self) -> usize {
+        self.regs.iter().filter(|r| r.is_some()).count()
+    }
+
+    /// Makes room for `regs` new registrations and `packets` more packets, or fails
+    /// without changing anything (decision D4: out of memory → `WSAENOBUFS`).
+    pub fn reserve(&mut self, regs: usize, packets: usize) -> Result<(), std::collections::TryReserveError> {
+        self.regs.try_reserve(regs)?;
+        self.generations.try_reserve(regs)?;
+        self.fifo.try_reserve(packets + regs)
+    }
+
+    fn slot_of(&self, fd: RawFd) -> Option<usize> {
+        let i = usize::try_from(fd).ok()?;
+        match self.by_fd.get(i) {
+            Some(&s) if s != 0 => Some(s as usize - 1),
+            _ => None,
+        }
+    }
+
+    fn set_fd(&mut self, fd: RawFd, slot: Option<usize>) {
+        let Ok(i) = usize::try_from(fd) else { return };
+        if i >= self.by_fd.len() {
+            if slot.is_none() {
+                return;
+            }
+            self.by_fd.resize((i + 1).next_power_of_two(), 0);
+        }
+        self.by_fd[i] = slot.map_or(0, |s| s as u32 + 1);
+    }
+
+    /// The kernel token of the registration `fd` names on this port, if any.
+    pub fn token_of(&self, fd: RawFd) -> Option<Token> {
+        self.slot_of(fd).map(|s| self.reg(s).token(s))
+    }
+
+    fn reg(&self, slot: usize) -> &Reg {
+        self.regs[slot].as_ref().expect("live slot")
+    }
+
+    fn reg_mut(&mut self, slot: usize) -> &mut Reg {
+        self.regs[slot].as_mut().expect("live slot")
+    }
+
+    /// True when applying `op` to `fd` would make the kernel forget readiness it noted but
+    /// that was not collected yet: DISABLE, or ENABLE of an existing edge registration. The
+    /// port then collects pending events before applying the batch.
+    pub fn keeps_pending_packets(&self, fd: RawFd, op: Option<Operation>) -> bool {
+        match op {
+            Some(Operation::Disable) => true,
+            Some(Operation::Enable { .. }) => self
+                .slot_of(fd)
+                .is_some_and(|s| self.reg(s).trigger.is_edge() && self.reg(s).state == RegState::Enabled),
+            _ => false,
+        }
+    }
+
+    /// True when applying this entry touches the kernel only through one `modify` of an
+    /// existing registration (a level ENABLE with valid flags, or a DISABLE), so that the
+    /// `modify` may be carried later, with the wait, without reordering anything.
+    pub fn deferrable(&self, fd: RawFd, op: Option<Operation>) -> bool {
+        let Some(slot) = self.slot_of(fd) else { return false };
+        let r = self.reg(slot);
+        if !matches!(r.state, RegState::Enabled | RegState::Disabled) {
+            return false;
+        }
+        match op {
+            Some(Operation::Disable) => true,
+            Some(Operation::Enable { events, trigger }) => {
+                trigger.is_valid() && !trigger.is_edge() && events.is_valid_filter()
+            }
+            _ => false,
+        }
+    }
+
+    /// Applies one registration entry and returns its result (its `registrationResult`)
+    /// (decisions D7–D15, spec §4.3). Checks run in the order the decisions give. `fd` is
+    /// `None` for a value that cannot be a descriptor; `op` is `None` for an operation code
+    /// that is not one of the four.
+    pub fn apply(
+        &mut self,
+        fd: Option<RawFd>,
+        key: usize,
+        op: Option<Operation>,
+        kernel: &mut impl Kernel,
+        claims: &mut impl Claims,
+    ) -> Result<(), RegistrationError> {
+        let Some(op) = op else {
+            return Err(RegistrationError::InvalidArgument);
+        };
+        if op == Operation::None {
+            return Ok(());
+        }
+        let Some(fd) = fd.filter(|&fd| fd >= 0) else {
+            return Err(RegistrationError::NotASocket);
+        };
+        let flags_ok = match op {
+            Operation::Enable { events, trigger } => events.is_valid_filter() && trigger.is_valid(),
+            _ => true,
+        };
+
+        // An existing registration on this port: make sure the descriptor still names its socket.
+        let mut existing = self.slot_of(fd);
+        if let Some(slot) = existing {
+            let r = self.reg(slot);
+            let still_ours = match (r.state, flags_ok) {
+                // The fast path: the kernel answers identity through the operation itself.
+                (RegState::Enabled | RegState::Disabled, true) => None,
+                _ => Some(kernel.cookie(fd) == Some(r.cookie)),
+            };
+            if still_ours == Some(false) {
+                self.drop_silently(slot, claims);
+                existing = None;
+            }
+        }
+        let Some(slot) = existing else {
+            return self.apply_new(fd, key, op, flags_ok, kernel, claims);
+        };
+        if !flags_ok {
+            return Err(RegistrationError::InvalidArgument);
+        }
+        if self.reg(slot).state == RegState::RemovePending {
+            return Err(RegistrationError::RemovePending);
+        }
+        if !matches!(op, Operation::Enable { trigger, .. } if !trigger.is_edge()) {
+            self.collect_enable_packet(slot, kernel);
+        }
+        let applied = match op {
+            Operation::Enable { events, trigger } => self.enable(slot, events, trigger, kernel),
+            Operation::Disable => self.disable(slot, kernel),
+            _ => self.remove(slot, kernel).then_some(Checked::Kernel),
+        };
+        match applied {
+            Some(Checked::Kernel) => {
+                if self.reg_mut(slot).unverified.take().is_some() {
+                    self.unverified -= 1;
+                }
+                return Ok(());
+            }
+            Some(Checked::Later) => {
+                let r = self.reg_mut(slot);
+                match &mut r.unverified {
+                    Some((_, last)) => *last = op,
+                    None => {
+                        r.unverified = Some((key, op));
+                        self.unverified += 1;
+                    }
+                }
+                return Ok(());
+            }
+            None => {}
+        }
+        // The descriptor no longer names the registered socket (closed, or its number reused):
+        // forget the old registration silently (D21) and treat the entry as a new socket's.
+        self.drop_silently(slot, claims);
+        self.apply_new(fd, key, op, true, kernel, claims)
+    }
+
+    /// The entry names a descriptor this port has no (valid) registration for.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_new(
+        &mut self,
+        fd: RawFd,
+        key: usize,
+        op: Operation,
+        flags_ok: bool,
+        kernel: &mut impl Kernel,
+        claims: &mut impl Claims,
+    ) -> Result<(), RegistrationError> {
+        let SocketInfo { cookie, kind } = kernel.socket_info(fd)?;
+        if !flags_ok {
+            return Err(RegistrationError::InvalidArgument);
+        }
+        if op == Operation::Remove {
+            // Registered elsewhere or nowhere: this port has nothing to remove (D12).
+            return if claims.claim(fd, cookie) {
+                claims.release(fd, cookie);
+                Err(RegistrationError::NotFound)
+            } else {
+                Err(RegistrationError::OtherPort)
+            };
+        }
+        if !claims.claim(fd, cookie) {
+            return Err(RegistrationError::OtherPort); // registered with another port (D13)
+        }
+        let slot = self.insert(NewReg { fd, cookie, kind, key });
+        let token = self.reg(slot).token(slot);
+        let interest = self.reg(slot).interest();
+        // An ADD can meet an item the kernel still holds for the same socket (one whose
+        // registration was dropped while the socket stayed open): take it over.
+        if !kernel.add(fd, interest, token) && !kernel.modify(fd, interest, token) {
+            self.free_slot(slot);
+            claims.release(fd, cookie);
+            // Closed by another thread since it was checked, or the kernel is out of memory.
+            return Err(if kernel.cookie(fd) == Some(cookie) {
+                RegistrationError::NoBuffers
+            } else {
+                RegistrationError::NotASocket
+            });
+        }
+        if let Operation::Enable { events, trigger } = op {
+            if self.enable(slot, events, trigger, kernel).is_none() {
+                // Closed by another thread between the ADD and the ENABLE: as if the close came
+                // first.
+                self.free_slot(slot);
+                claims.release(fd, cookie);
+                return Err(RegistrationError::NotASocket);
+            }
+        }
+        Ok(())
+    }
+
+    fn insert(&mut self, n: NewReg) -> usize {
+        let slot = match self.free.pop() {
+            Some(s) => s as usize,
+            None => {
+                self.regs.push(None);
+                self.generations.push(0);
+                self.regs.len() - 1
+            }
+        };
+        self.generations[slot] = self.generations[slot].wrapping_add(1);
+        self.regs[slot] = Some(Reg::new(n.fd, n.cookie, n.kind, n.key, self.generations[slot], self.user_rearm));
+        self.set_fd(n.fd, Some(slot));
+        self.live += 1;
+        slot
+    }
+
+    fn free_slot(&mut self, slot: usize) {
+        let r = self.regs[slot].take().expect("live slot");
+        if r.unverified.is_some() {
+            self.unverified -= 1;
+        }
+        if self.slot_of(r.fd) == Some(slot) {
+            self.set_fd(r.fd, None);
+        }
+        if matches!(r.state, RegState::Enabled | RegState::Disabled) {
+            self.live -= 1;
+        }
+        self.free.push(slot as u32);
+    }
+
+    /// ENABLE (create-time or later): replace filter and trigger, re-evaluate (spec §4.2).
+    /// `None` when the descriptor no longer names the registered socket.
+    fn enable(&mut self, slot: usize, filter: Events, trigger: Trigger, kernel: &mut impl Kernel) -> Option<Checked> {
+        let epoch = self.epoch;
+        let r = self.reg_mut(slot);
+        let before = (r.watch, r.interest());
+        r.filter = filter;
+        r.trigger = trigger;
+        r.state = RegState::Enabled;
+        if trigger.is_edge() {
+            // New baseline; no packet for what already holds (T27).
+            let (fd, cookie) = (r.fd, r.cookie);
+            let rev = kernel.sample(fd, cookie)?;
+            let prev = self.sample_readiness(slot, rev, kernel);
+            let r = self.reg_mut(slot);
+            r.prev = prev;
+            r.watch = Watch::Edge;
+            let prev = r.prev;
+            let c = self.counters(slot, prev, kernel);
+            self.mark(slot, c);
+        } else {
+            r.watch = Watch::Level;
+            r.enabled_epoch = epoch;
+            if r.user_rearm && before == (Watch::Level, r.interest()) {
+                // The kernel already watches exactly this: a re-arm in user space.
+                return Some(Checked::Later);
+            }
+        }
+        let r = self.reg(slot);
+        kernel.modify(r.fd, r.interest(), r.token(slot)).then_some(Checked::Kernel)
+    }
+
+    /// Windows queues a level registration's packet at ENABLE when its condition holds (spec
+    /// §3.3 step 2, §4.2); socknotify leaves that to the kernel, which reports it when the
+    /// port next collects readiness. An entry later in the same batch that stops the kernel
+    /// from reporting it (DISABLE, REMOVE, a switch to EDGE) must not lose that packet: the
+    /// condition is sampled now and queued as the ENABLE would have queued it.
+    fn collect_enable_packet(&mut self, slot: usize, kernel: &mut impl Kernel) {
+        let r = self.reg(slot);
+        if r.state != RegState::Enabled || r.trigger.is_edge() || r.enabled_epoch != self.epoch {
+            return;
+        }
+        let (fd, cookie) = (r.fd, r.cookie);
+        let Some(rev) = kernel.sample(fd, cookie) else { return };
+        let bits = self.sample_readiness(slot, rev, kernel) & self.reg(slot).eligible();
+        let epoch = self.epoch;
+        self.queue_bits(slot, bits, epoch);
+    }
+
+    /// Readiness of `slot` from `revents`. The first time a stream socket shows up closed in
+    /// both directions without an error, the kernel is asked whether it ever connected: a
+    /// failed connect whose error the application already read is still ERR (D19).
+    fn sample_readiness(&mut self, slot: usize, revents: Readiness, kernel: &mut impl Kernel) -> Events {
+        let r = self.reg_mut(slot);
+        let closed = Readiness::HANGUP | Readiness::READ_HANGUP;
+        if r.kind.stream
+            && !r.err_latched
+            && !r.close_checked
+            && revents.contains(closed)
+            && !revents.contains(Readiness::ERROR)
+        {
+            r.close_checked = true;
+            let fd = r.fd;
+            if kernel.never_connected(fd) {
+                self.reg_mut(slot).err_latched = true;
+            }
+        }
+        let r = self.reg_mut(slot);
+        readiness(r.kind, revents, &mut r.err_latched)
+    }
+
+    /// TCP byte counters for edge decisions, when IN or OUT is high on a TCP socket.
+    fn counters(&mut self, slot: usize, high: Events, kernel: &mut impl Kernel) -> Option<TcpCounters> {
+        let r = self.reg(slot);
+        if !r.kind.stream || !high.intersects(Events::IN | Events::OUT) || r.tcp == Some(false) {
+            return None;
+        }
+        let fd = r.fd;
+        let c = kernel.tcp_counters(fd);
+        self.reg_mut(slot).tcp = Some(c.is_some());
+        // The peer's FIN takes one unit of sequence space, which Linux counts as a byte received.
+        let fin = u64::from(high.contains(Events::HANGUP));
+        c.map(|c| TcpCounters { received: c.received.saturating_sub(fin), ..c })
+    }
+
+    /// Remembers the counters seen with the readiness just recorded as the edge baseline.
+    fn mark(&mut self, slot: usize, c: Option<TcpCounters>) {
+        if let Some(c) = c {
+            let r = self.reg_mut(slot);
+            r.in_mark = c.received;
+            r.out_mark = c.acked;
+        }
+    }
+
+    /// DISABLE. `None` when the descriptor no longer names the registered socket. With
+    /// user-space re-arms the kernel watch stays as it is until the kernel reports the
+    /// disabled registration ([`on_event`](Self::on_event) quiets it then).
+    fn disable(&mut self, slot: usize, kernel: &mut impl Kernel) -> Option<Checked> {
+        let r = self.reg_mut(slot);
+        r.state = RegState::Disabled;
+        if r.user_rearm {
+            return Some(Checked::Later);
+        }
+        r.watch = Watch::Quiet;
+        let r = self.reg(slot);
+        kernel.modify(r.fd, r.interest(), r.token(slot)).then_some(Checked::Kernel)
+    }
+
+    /// REMOVE: the registration's last packet, coalesced into a queued one (spec §4.3).
+    /// `false` when the descriptor no longer names the registered socket.
+    fn remove(&mut self, slot: usize, kernel: &mut impl Kernel) -> bool {
+        let epoch = self.epoch;
+        if !kernel.delete(self.reg(slot).fd) {
+            return false;
+        }
+        self.reg_mut(slot).state = RegState::RemovePending;
+        self.live -= 1;
+        self.queue_bits(slot, Events::REMOVE, epoch);
+        true
+    }
+
+    /// Queues `bits` for `slot`: coalesces into its packet if one is queued (D16).
+    fn queue_bits(&mut self, slot: usize, bits: Events, epoch: u64) {
+        if bits.is_empty() {
+            return;
+        }
+        let r = self.reg_mut(slot);
+        if r.queued {
+            if r.trigger.is_edge() || bits.contains(Events::REMOVE) || r.state != RegState::Enabled {
+                r.published |= bits;
+            } else {
+                // A level packet carries the latest sample.
+                r.published = bits | (r.published & Events::REMOVE);
+            }
+            r.sampled = epoch;
+            return;
+        }
+        r.queued = true;
+        r.published = bits;
+        r.sampled = epoch;
+        let generation = r.generation;
+        self.fifo.push_back(Packet::Notify { slot: slot as u32, generation });
+    }
+
+    /// Drops a registration without a REMOVE packet (closed socket, D21; closed port, D6).
+    /// A queued packet is still delivered with the bits it had.
+    pub fn drop_silently(&mut self, slot: usize, claims: &mut impl Claims) {
+        let r = self.reg(slot);
+        let (fd, cookie, state, queued) = (r.fd, r.cookie, r.state, r.queued);
+        if state != RegState::Closed {
+            claims.release(fd, cookie);
+        }
+        if queued {
+            if matches!(state, RegState::Enabled | RegState::Disabled) {
+                self.live -= 1;
+            }
+            let r = self.reg_mut(slot);
+            r.state = RegState::Closed;
+            if r.unverified.take().is_some() {
+                self.unverified -= 1;
+            }
+            if self.slot_of(fd) == Some(slot) {
+                self.set_fd(fd, None);
+            }
+        } else {
+            self.free_slot(slot);
+        }
+    }
+
+    /// Drops the registration of `fd` silently, if this port has one (the C API's `closesocket`).
+    pub fn forget_fd(&mut self, fd: RawFd, kernel: &mut impl Kernel, claims: &mut impl Claims) -> bool {
+        let Some(slot) = self.slot_of(fd) else { return false };
+        let r = self.reg(slot);
+        if r.queued && !r.trigger.is_edge() && r.state != RegState::RemovePending {
+            // The socket is still open: a queued level packet leaves with the bits that hold
+            // now, as if every change had been merged into it (D16, D21).
+            let (fd, cookie) = (r.fd, r.cookie);
+            if let Some(rev) = kernel.sample(fd, cookie) {
+                let bits = self.sample_readiness(slot, rev, kernel) & self.reg(slot).eligible();
+                if !bits.is_empty() {
+                    self.reg_mut(slot).published = bits;
+                }
+            }
+        }
+        // The socket may stay open (a forget without a close): stop watching it.
+        if self.reg(slot).state != RegState::RemovePending {
+            kernel.delete(fd);
+        }
+        self.drop_silently(slot, claims);
+        true
+    }
+
+    /// Drops every registration and packet (the port was closed, D6).
+    pub fn clear(&mut self, claims: &mut impl Claims) {
+        for r in self.regs.iter().flatten() {
+            if r.state != RegState::Closed {
+                claims.release(r.fd, r.cookie);
+            }
+        }
+        *self = Machine { epoch: self.epoch, user_rearm: self.user_rearm, ..Machine::default() };
+    }
+
+    /// With user-space re-arms: confirms that every live registration's socket is still the
+    /// one the kernel watches. `watched` lists every (descriptor, token) the kernel watches for
+    /// this port, sorted. A registration whose item is gone lost its socket to a plain
+    /// `close()`: it is dropped silently (D21), and if entries were applied to it since the
+    /// last audit without asking the kernel, they were meant for the socket that has the
+    /// number now, which is registered with the first one's key and the last one's operation.
+    /// Every other registration is confirmed. Returns how many registrations were dropped.
+    pub fn audit(&mut self, watched: &[(RawFd, u64)], kernel: &mut impl Kernel, claims: &mut impl Claims) -> usize {
+        let mut gone = Vec::new();
+        for (slot, r) in self.regs.iter().enumerate() {
+            let Some(r) = r else { continue };
+            if matches!(r.state, RegState::Enabled | RegState::Disabled)
+                && watched.binary_search(&(r.fd, r.token(slot).0)).is_err()
+            {
+                gone.push((slot, r.fd, r.unverified));
+            }
+        }
+        for &(slot, fd, meant) in &gone {
+            self.drop_silently(slot, claims);
+            if let Some((key, op)) = meant {
+                // The entry's own result was success; what it meant is applied now.
+                let _ = self.apply_new(fd, key, op, true, kernel, claims);
+            }
+        }
+        for r in self.regs.iter_mut().flatten() {
+            r.unverified = None;
+        }
+        self.unverified = 0;
+        gone.len()
+    }
+
+    /// Queues a posted packet (D24: never interpreted).
+    pub fn queue_posted(&mut self, c: Completion) {
+        self.fifo.push_back(Packet::Posted(c));
+    }
+
+    /// One epoll event for `token` with `revents`: apply the trigger rules (spec §4.2).
+    pub fn on_event(&mut self, token: Token, revents: Readiness, kernel: &mut impl Kernel) {
+        let slot = (token.0 & 0xFFFF_FFFF) as usize;
+        let generation = (token.0 >> 32) as u32;
+        let epoch = self.epoch;
+        match self.regs.get_mut(slot) {
+            Some(Some(r)) if r.generation == generation && r.state == RegState::Enabled => {}
+            Some(Some(r))
+                if r.user_rearm
+                    && r.generation == generation
+                    && r.state == RegState::Disabled
+                    && r.watch != Watch::Quiet =>
+            {
+                // User-space re-arms: a disabled registration the kernel still watches was
+                // reported; quiet the watch now, lazily (the next ENABLE arms it again).
+                r.watch = Watch::Quiet;
+                let (fd, interest, tok) = (r.fd, r.interest(), r.token(slot));
+                kernel.modify(fd, interest, tok);
+                return;
+            }
+            _ => return,
+        }
+        let s = self.sample_readiness(slot, revents, kernel);
+        let r = self.reg_mut(slot);
+        let eligible = r.eligible();
+        if r.trigger.is_edge() {
+            let mut rising = s & !r.prev & eligible;
+            let still = s & r.prev & eligible & (Events::IN | Events::OUT);
+            let fin_arrived = s.contains(Events::HANGUP) && !r.prev.contains(Events::HANGUP);
+            r.prev = s;
+            let c = self.counters(slot, s, kernel);
+            rising |= self.re_rise(slot, still, c, fin_arrived);
+            self.mark(slot, c);
+            self.queue_bits(slot, rising, epoch);
+            return;
+        }
+        let mask = s & eligible;
+        match r.watch {
+            Watch::Edge => {
+                // A level registration parked on an edge watch: resume level watching once
+                // something deliverable holds.
+                if !mask.is_empty() {
+                    r.watch = Watch::Level;
+                    let (fd, interest, tok) = (r.fd, r.interest(), r.token(slot));
+                    self.queue_bits(slot, mask, epoch);
+                    kernel.modify(fd, interest, tok);
+                }
+            }
+            _ => {
+                if r.trigger.is_oneshot() {
+                    r.watch = Watch::Fired;
+                }
+                if mask.is_empty() {
+                    // Bits that map to nothing (a fresh socket's OUT|HUP): stop the level watch
+                    // from reporting them again and again.
+                    r.watch = Watch::Edge;
+                    let (fd, interest, tok) = (r.fd, r.interest(), r.token(slot));
+                    kernel.modify(fd, interest, tok);
+                } else {
+                    self.queue_bits(slot, mask, epoch);
+                }
+            }
+        }
+    }
+
+    /// Edge: bits that were high at the last wakeup and are high again. They rise again when
+    /// socknotify cannot rule out that they fell in between (decision D18, guiding rule):
+    /// on TCP the byte counters decide; elsewhere every wakeup counts as a new edge.
+    fn re_rise(&self, slot: usize, still: Events, counters: Option<TcpCounters>, fin_arrived: bool) -> Events {
+        if still.is_empty() {
+            return still;
+        }
+        let r = self.reg(slot);
+        let Some(TcpCounters { received, queued, acked }) = counters else {
+            return still;
+        };
+        let mut rise = Events::NONE;
+        // IN fell if every byte seen last time has been read since; it rose again if new bytes
+        // or the peer's FIN (end of file is readable) came after.
+        if still.contains(Events::IN)
+            && received.saturating_sub(queued) >= r.in_mark
+            && (received > r.in_mark || fin_arrived)
+        {
+            rise |= Events::IN;
+        }
+        // OUT may have fallen and risen again only if bytes were acknowledged since.
+        if still.contains(Events::OUT) && acked > r.out_mark {
+            rise |= Events::OUT;
+        }
+        rise
+    }
+
+    /// Moves up to `out.len()` packets from the FIFO into `out`, applying delivery-time rules:
+    /// level masks computed now (D17), ONESHOT disabling and REMOVE finalisation (D16).
+    /// Returns how many entries were written.
+    pub fn deliver(&mut self, out: &mut [Completion], kernel: &mut impl Kernel, claims: &mut impl Claims) -> usize {
+        let mut n = 0;
+        while n < out.len() {
+            let Some(p) = self.fifo.pop_front() else {
+                break;
+            };
+            if let Some(c) = self.deliver_one(p, kernel, claims) {
+                out[n] = c;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    fn deliver_one(&mut self, p: Packet, kernel: &mut impl Kernel, claims: &mut impl Claims) -> Option<Completion> {
+        let (slot, generation) = match p {
+            Packet::Posted(c) => return Some(c),
+            Packet::Notify { slot, generation } => (slot as usize, generation),
+        };
+        let epoch = self.epoch;
+        let r = self.regs.get_mut(slot)?.as_mut()?;
+        if r.generation != generation {
+            return None;
+        }
+        r.queued = false;
+        let key = r.key;
+        if r.published.contains(Events::REMOVE) || r.state == RegState::Closed {
+            let bits = r.published;
+            let remove = r.state == RegState::RemovePending;
+            let (fd, cookie) = (r.fd, r.cookie);
+            self.free_slot(slot);
+            if remove {
+                claims.release(fd, cookie);
+            }
+            return Some(Completion::new(key, bits.bits(), 0));
+        }
+        let mut bits = r.published;
+        if !r.trigger.is_edge() && r.sampled != epoch {
+            // Not sampled in this epoch: compute the level mask now (D17).
+            let (fd, cookie) = (r.fd, r.cookie);
+            match kernel.sample(fd, cookie) {
+                Some(rev) => bits = self.sample_readiness(slot, rev, kernel) & self.reg(slot).eligible(),
+                None => {
+                    // Closed under us: deliver what was queued, then forget the registration (D21).
+                    self.drop_silently(slot, claims);
+                    return Some(Completion::new(key, bits.bits(), 0));
+                }
+            }
+        }
+        let r = self.reg_mut(slot);
+        if bits.is_empty() {
+            // Stale level packet: dropped silently. A fired one-shot watch must be re-armed.
+            if r.state == RegState::Enabled && r.watch == Watch::Fired {
+                r.watch = Watch::Level;
+                let (fd, interest, tok) = (r.fd, r.interest(), r.token(slot));
+                kernel.modify(fd, interest, tok);
+            }
+            return None;
+        }
+        if r.trigger.is_oneshot() && r.state == RegState::Enabled {
+            r.state = RegState::Disabled;
+            if r.watch == Watch::Level && !r.user_rearm {
+                // Delivered from a non-kernel path while the kernel watch is still armed.
+                r.watch = Watch::Quiet;
+                let (fd, interest, tok) = (r.fd, r.interest(), r.token(slot));
+                kernel.modify(fd, interest, tok);
+            }
+        }
+        Some(Completion::new(key, bits.bits(), 0))
+    }
+}

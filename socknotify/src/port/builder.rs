@@ -1,0 +1,181 @@
+//! [`Builder`] and [`Backend`]: how a port is made, and which kernel path it takes.
+
+use super::inner::{Counters, Inner, PortState, NEXT_PORT, WAKE_TOKEN};
+use super::sync::Mutex;
+use super::CompletionPort;
+use crate::abi::Error;
+use crate::machine::Machine;
+use crate::sys;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Options for creating a [`CompletionPort`].
+///
+/// ```
+/// let port = socknotify::CompletionPort::builder().concurrency(1).build()?;
+/// assert_eq!(port.concurrency(), 1);
+/// # Ok::<(), socknotify::Error>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Builder {
+    concurrency: u32,
+    backend: Backend,
+    closes_through_port: bool,
+}
+
+/// How a port talks to the kernel.
+///
+/// Both keep every registered socket in the port's epoll instance. With io_uring, the thread
+/// that is about to wait applies its batch's re-arms and waits in one system call
+/// (`EPOLL_CTL_MOD`s submitted with `IORING_OP_EPOLL_WAIT`); with plain epoll that takes one
+/// `epoll_ctl` per re-arm plus the `epoll_wait`.
+///
+/// [`Backend::Auto`] (the default) takes io_uring when the kernel offers it and falls back to
+/// epoll when it does not (io_uring missing, disabled by `kernel.io_uring_disabled`, or
+/// refused by a seccomp filter). The environment variable `SOCKNOTIFY_BACKEND` (`epoll` or
+/// `io_uring`) overrides `Auto`, so that a whole test suite can run on either path.
+///
+/// ```
+/// use socknotify::{Backend, CompletionPort};
+/// let port = CompletionPort::builder().backend(Backend::Epoll).build()?;
+/// assert_eq!(port.backend(), Backend::Epoll);
+/// # Ok::<(), socknotify::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// io_uring if available, else epoll (or what `SOCKNOTIFY_BACKEND` says).
+    #[default]
+    Auto,
+    /// Plain epoll system calls.
+    Epoll,
+    /// epoll operations carried by io_uring; building the port fails if io_uring is unavailable.
+    IoUring,
+}
+
+impl Builder {
+    /// The concurrency value: how many threads may run packets from this port at once
+    /// (0, the default, means the number of processors).
+    ///
+    /// ```
+    /// let b = socknotify::CompletionPort::builder().concurrency(4);
+    /// assert_eq!(b.build()?.concurrency(), 4);
+    /// # Ok::<(), socknotify::Error>(())
+    /// ```
+    pub fn concurrency(mut self, n: u32) -> Self {
+        self.concurrency = n;
+        self
+    }
+
+    /// Which kernel interface the port uses (see [`Backend`]).
+    ///
+    /// ```
+    /// use socknotify::{Backend, CompletionPort};
+    /// let port = CompletionPort::builder().backend(Backend::Auto).build()?;
+    /// assert_ne!(port.backend(), Backend::Auto); // resolved at creation
+    /// # Ok::<(), socknotify::Error>(())
+    /// ```
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// Promises that every socket registered with this port is closed through the port
+    /// ([`close_socket`](crate::close_socket) in Rust, `closesocket` in C) or REMOVEd before
+    /// it is closed, as Windows programs do (`closesocket` is the only way to close a socket
+    /// there). In return, re-arms cost no system call: sockets stay armed in the kernel, a
+    /// ONESHOT registration is disarmed in user space when its packet is delivered, and an
+    /// ENABLE or DISABLE that changes nothing the kernel watches only changes flags. The
+    /// kernel is touched when it must be: a new or removed registration, a filter change, or
+    /// a disabled socket the kernel reports again (it is quieted then, lazily).
+    ///
+    /// A broken promise (a plain `close()` of a registered socket whose number a new socket
+    /// then takes) is caught by an audit of the port's kernel watch list, at most every 50 ms
+    /// while re-arms went unconfirmed: the old registration is dropped silently, no packet
+    /// ever carries its key for the new socket, and what the program applied to the number
+    /// since is applied to the new socket then (see [`Stats::reuse_repairs`](crate::Stats)).
+    /// Off by default: the default confirms the socket's identity at every re-arm (D21).
+    ///
+    /// ```
+    /// use socknotify::{Completion, CompletionPort, Events, Registration, Trigger};
+    /// use std::time::Duration;
+    /// let port = CompletionPort::builder().closes_through_port(true).build()?;
+    /// let (a, b) = std::os::unix::net::UnixStream::pair()?;
+    /// let mut out = [Completion::default(); 4];
+    /// let mut regs = [Registration::enable(&a, 1, Events::IN, Trigger::LEVEL_ONESHOT)];
+    /// std::io::Write::write_all(&mut &b, b"x")?;
+    /// assert_eq!(port.process(&mut regs, &mut out, Some(Duration::from_secs(5)))?, 1);
+    /// socknotify::close_socket(a); // the promise: close through the port
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn closes_through_port(mut self, promise: bool) -> Self {
+        self.closes_through_port = promise;
+        self
+    }
+
+    /// Creates the port.
+    ///
+    /// ```
+    /// let port = socknotify::CompletionPort::builder().build()?;
+    /// assert!(!port.is_closed());
+    /// # Ok::<(), socknotify::Error>(())
+    /// ```
+    pub fn build(self) -> Result<CompletionPort, Error> {
+        let epfd = sys::epoll_create()?;
+        let wakefd = sys::eventfd()?;
+        sys::epoll_add(&epfd, wakefd.as_raw_fd(), sys::epoll::WAKE_FLAGS, WAKE_TOKEN)?;
+        let concurrency = match self.concurrency {
+            0 => sys::processors(),
+            n => n,
+        };
+        let ring = open_ring(self.backend)?;
+        let inner = Arc::new(Inner {
+            id: NEXT_PORT.fetch_add(1, Ordering::Relaxed),
+            epfd,
+            wakefd,
+            ring: ring.map(Mutex::new),
+            ring_broken: AtomicBool::new(false),
+            concurrency: concurrency as usize,
+            user_rearm: self.closes_through_port,
+            state: Mutex::new(PortState {
+                closed: false,
+                machine: {
+                    let mut m = Machine::new();
+                    m.set_user_rearm(self.closes_through_port);
+                    m
+                },
+                waiters: Vec::new(),
+                poller: None,
+                running: 0,
+                events: sys::event_buffer(256),
+                wakes: Vec::new(),
+                wake_poller: false,
+                audited: Instant::now(),
+                counters: Counters::default(),
+            }),
+        });
+        Ok(CompletionPort { inner })
+    }
+}
+
+/// Resolves the backend and opens a ring when it is io_uring.
+fn open_ring(backend: Backend) -> Result<Option<sys::Ring>, Error> {
+    let backend = match backend {
+        Backend::Auto => match std::env::var("SOCKNOTIFY_BACKEND").as_deref() {
+            Ok("epoll") => Backend::Epoll,
+            Ok("io_uring" | "uring" | "io-uring") => Backend::IoUring,
+            _ => Backend::Auto,
+        },
+        b => b,
+    };
+    if cfg!(loom) {
+        // The loom model covers the waiter protocol; it runs on plain epoll.
+        return Ok(None);
+    }
+    match backend {
+        Backend::Epoll => Ok(None),
+        Backend::IoUring => sys::ring_new().map(Some).map_err(Error::Io),
+        Backend::Auto => Ok(sys::ring_new().ok()),
+    }
+}

@@ -1,0 +1,239 @@
+//! The port's shared state ([`Inner`]), its lock ([`Locked`]) and the lock order.
+//!
+//! # Lock order
+//!
+//! 1. `Inner::state`, the port lock: every change to the machine, the waiters and the
+//!    running count happens under it.
+//! 2. The process-wide claims table (`claims::CLAIMS`): taken only while the port lock is
+//!    held (the machine reaches it through `PortClaims`), or alone (`forget_registration_raw`
+//!    reads it and lets it go before it takes a port lock). Never the other way round.
+//! 3. `Inner::ring`: the poller locks it with the port lock released, for the whole of its
+//!    round; a thread holding the port lock only ever `try_lock`s it (and falls back to
+//!    plain `epoll_ctl` when the poller has it), so no thread waits for the ring while
+//!    holding the port lock. The mutex is uncontended in the steady state: only the thread
+//!    in the poller role uses the ring.
+//!
+//! Condition variables belong to waiters; wake-ups decided under the port lock are made
+//! after it is released ([`Locked`]).
+
+use super::claims::PortClaims;
+use super::sync::{lock, wait, Condvar, Mutex, MutexGuard};
+use crate::abi::Completion;
+use crate::machine::{Machine, Token};
+use crate::sys;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+pub(super) static NEXT_PORT: AtomicU64 = AtomicU64::new(1);
+pub(super) static NEXT_WAITER: AtomicU64 = AtomicU64::new(1);
+
+/// The token of the port's own wake-up descriptor in its epoll set (never a machine token:
+/// those carry a slot below 2^32 - 1 in their low half).
+pub(super) const WAKE_TOKEN: u64 = u64::MAX;
+
+/// One port; [`CompletionPort`](super::CompletionPort)s are handles to it.
+pub(crate) struct Inner {
+    pub(super) id: u64,
+    pub(super) epfd: OwnedFd,
+    pub(super) wakefd: OwnedFd,
+    /// The io_uring instance, used by the thread in the poller role (see the lock order).
+    pub(super) ring: Option<Mutex<sys::Ring>>,
+    /// The ring failed in a way that leaves it unusable; the port goes on with plain epoll.
+    pub(super) ring_broken: AtomicBool,
+    pub(super) concurrency: usize,
+    /// `Builder::closes_through_port`: re-arms in user space, audits for broken promises.
+    pub(super) user_rearm: bool,
+    pub(super) state: Mutex<PortState>,
+}
+
+/// One blocked thread.
+pub(super) struct Waiter {
+    pub id: u64,
+    pub capacity: usize,
+    /// Packets handed to this thread (valid once `served`).
+    pub buf: Vec<Completion>,
+    pub served: Option<usize>,
+    pub cv: Arc<Condvar>,
+}
+
+/// What the port lock protects.
+pub(super) struct PortState {
+    pub closed: bool,
+    pub machine: Machine,
+    /// Blocked threads, oldest first (the last unserved one is served first).
+    pub waiters: Vec<Waiter>,
+    /// The waiter sleeping in the kernel (`epoll_wait` or an io_uring round).
+    pub poller: Option<u64>,
+    /// Threads that returned from a dequeue on this port and are not back in one (D23).
+    pub running: usize,
+    /// Buffer for non-blocking harvests made under the lock.
+    pub events: Vec<sys::EpollEvent>,
+    /// Wake-ups decided under the lock, made once it is released (see [`Locked`]), so that a
+    /// woken thread does not run straight into the lock its waker still holds.
+    pub wakes: Vec<Arc<Condvar>>,
+    /// The poller must be woken through the eventfd once the lock is released.
+    pub wake_poller: bool,
+    /// When the kernel's watch list was last audited (user-space re-arms only).
+    pub audited: Instant,
+    /// Counts for [`CompletionPort::stats`](super::CompletionPort::stats).
+    pub counters: Counters,
+}
+
+/// Event counts of one port (see [`Stats`](crate::Stats)).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Counters {
+    pub posted: u64,
+    pub delivered: u64,
+    pub audits: u64,
+    pub reuse_repairs: u64,
+}
+
+/// How often, at most, the kernel's watch list is audited while user-space re-arms went
+/// unconfirmed; it bounds how long a registration made for a socket that reused the number
+/// of one closed behind the port's back goes unwatched (issue 10: at most 100 ms).
+pub(super) const AUDIT_INTERVAL: Duration = Duration::from_millis(50);
+
+/// The port's lock. Dropping it releases the mutex first and then makes the wake-ups that
+/// were decided while it was held; no path can forget them.
+pub(super) struct Locked<'a> {
+    guard: Option<MutexGuard<'a, PortState>>,
+    inner: &'a Inner,
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = PortState;
+    fn deref(&self) -> &PortState {
+        self.guard.as_ref().expect("held")
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut PortState {
+        self.guard.as_mut().expect("held")
+    }
+}
+
+impl Locked<'_> {
+    /// Releases the lock and makes the pending wake-ups.
+    pub fn release(&mut self) {
+        let Some(mut g) = self.guard.take() else { return };
+        let wakes = std::mem::take(&mut g.wakes);
+        let poller = std::mem::replace(&mut g.wake_poller, false);
+        drop(g);
+        if poller {
+            sys::eventfd_signal(&self.inner.wakefd);
+        }
+        for cv in wakes {
+            sys::note_futex_call();
+            cv.notify_one();
+        }
+    }
+
+    /// Takes the lock again after [`release`](Self::release).
+    pub fn reacquire(&mut self) {
+        debug_assert!(self.guard.is_none());
+        self.guard = Some(self.inner.raw_lock());
+    }
+
+    /// Waits on this thread's condition variable (releasing the lock while it waits).
+    pub fn wait(&mut self, cv: &Condvar, timeout: Option<Duration>) {
+        let mut g = self.guard.take().expect("held");
+        // Wake-ups decided by this thread go out before it sleeps.
+        let wakes = std::mem::take(&mut g.wakes);
+        if std::mem::replace(&mut g.wake_poller, false) {
+            sys::eventfd_signal(&self.inner.wakefd);
+        }
+        for w in wakes {
+            sys::note_futex_call();
+            w.notify_one();
+        }
+        sys::note_futex_call();
+        let mut g = wait(cv, g, timeout);
+        g.machine.new_epoch();
+        self.guard = Some(g);
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+impl Inner {
+    /// True while the port takes the io_uring path.
+    pub(super) fn ring_usable(&self) -> bool {
+        self.ring.is_some() && !self.ring_broken.load(Ordering::Relaxed)
+    }
+
+    /// Takes the port lock (a new epoch for the machine: level samples before it are stale).
+    pub(super) fn lock(&self) -> Locked<'_> {
+        Locked { guard: Some(self.raw_lock()), inner: self }
+    }
+
+    pub(super) fn raw_lock(&self) -> MutexGuard<'_, PortState> {
+        let mut st = lock(&self.state);
+        st.machine.new_epoch();
+        st
+    }
+
+    /// How long until the next audit is due, if one will be (user-space re-arms went
+    /// unconfirmed); a waiter in the kernel wakes up for it.
+    pub(super) fn audit_due_in(&self, st: &PortState) -> Option<Duration> {
+        (self.user_rearm && st.machine.unverified() > 0).then(|| AUDIT_INTERVAL.saturating_sub(st.audited.elapsed()))
+    }
+
+    /// Audits the kernel's watch list when one is due (see `Builder::closes_through_port`).
+    pub(super) fn audit_if_due(&self, st: &mut PortState, weak: &Weak<Inner>) {
+        if self.audit_due_in(st) != Some(Duration::ZERO) {
+            return;
+        }
+        st.audited = Instant::now();
+        let Ok(watched) = sys::epoll::watched(&self.epfd) else { return };
+        let mut kernel = sys::SysKernel::new(&self.epfd);
+        let repaired = st.machine.audit(&watched, &mut kernel, &mut PortClaims { port: self.id, owner: weak });
+        st.counters.audits += 1;
+        st.counters.reuse_repairs += repaired as u64;
+        self.dispatch(st);
+    }
+
+    /// Turns pending epoll events into packets without blocking.
+    pub(super) fn harvest(&self, st: &mut PortState) {
+        let mut events = std::mem::take(&mut st.events);
+        if let Ok(n) = sys::epoll_wait(&self.epfd, &mut events, Some(Duration::ZERO)) {
+            self.absorb(st, &events[..n], false);
+        }
+        st.events = events;
+    }
+
+    /// Applies harvested epoll events to the machine. Only the poller resets the wake-up
+    /// eventfd: a signal meant for it must never be consumed by a thread that merely collects
+    /// events, or the poller could sleep on with packets in hand. (The eventfd is watched
+    /// level-triggered, so an undrained signal keeps waking the poller until it drains it.)
+    pub(super) fn absorb(&self, st: &mut PortState, events: &[sys::EpollEvent], poller: bool) {
+        let mut kernel = sys::SysKernel::new(&self.epfd);
+        for ev in events {
+            let (token, revents) = (ev.u64, ev.events);
+            if token == WAKE_TOKEN {
+                if poller {
+                    sys::eventfd_drain(&self.wakefd);
+                }
+            } else {
+                st.machine.on_event(Token(token), sys::epoll::readiness(revents), &mut kernel);
+            }
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle is gone: release what the port still claims (D6).
+        let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        if !st.closed {
+            let weak = Weak::new();
+            st.machine.clear(&mut PortClaims { port: self.id, owner: &weak });
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! Waiting threads (decisions D22, D23): the LIFO of blocked threads, the hand-off of packets
+//! to the most recent one, the poller role (one waiter sleeps in the kernel on behalf of all),
+//! and which threads count as running.
+
+use super::batch::Deferred;
+use super::claims::PortClaims;
+use super::inner::{Inner, Locked, PortState, Waiter, NEXT_WAITER};
+use super::sync::{lock, thread_local, Condvar};
+use crate::abi::{Completion, Entry, Error};
+use crate::sys;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+/// Which port this thread is "running" on (D23), if any. Dropping it (thread exit, or a
+/// dequeue on another port) stops the thread from counting as running there.
+struct Association(Option<Weak<Inner>>);
+
+impl Drop for Association {
+    fn drop(&mut self) {
+        if let Some(port) = self.0.take().and_then(|w| w.upgrade()) {
+            port.leave_running();
+        }
+    }
+}
+
+// loom's thread_local! takes no `const` initialiser.
+#[allow(clippy::missing_const_for_thread_local)]
+mod association {
+    use super::{thread_local, Association};
+    thread_local! {
+        pub(super) static ASSOCIATION: std::cell::RefCell<Association> = std::cell::RefCell::new(Association(None));
+        /// The event buffer of this thread's last wait, kept for its next one.
+        pub(super) static EVENTS: std::cell::Cell<Vec<crate::sys::EpollEvent>> = std::cell::Cell::new(Vec::new());
+    }
+}
+use association::{ASSOCIATION, EVENTS};
+
+impl Inner {
+    /// Takes this thread's association; true if it was with this port (the caller then
+    /// decrements `running` under the lock). An association with another port is dropped,
+    /// which stops the thread from counting as running there.
+    pub(super) fn take_association(self: &Arc<Self>) -> bool {
+        let old = ASSOCIATION.with(|a| std::mem::replace(&mut *a.borrow_mut(), Association(None)));
+        let mut old = old;
+        match old.0.take() {
+            Some(w) if std::ptr::eq(w.as_ptr(), Arc::as_ptr(self)) => true,
+            Some(w) => {
+                drop(Association(Some(w)));
+                false
+            }
+            None => false,
+        }
+    }
+
+    pub(super) fn associate(self: &Arc<Self>) {
+        let new = Association(Some(Arc::downgrade(self)));
+        let old = ASSOCIATION.with(|a| std::mem::replace(&mut *a.borrow_mut(), new));
+        drop(old);
+    }
+
+    /// A thread stopped running on this port (it exited, or dequeues elsewhere now).
+    pub(super) fn leave_running(&self) {
+        let mut st = self.lock();
+        st.running = st.running.saturating_sub(1);
+        self.dispatch(&mut st);
+        self.promote(&mut st);
+    }
+
+    /// Hands queued packets to blocked threads, most recent first, while fewer than
+    /// `concurrency` threads run (D22, D23).
+    pub(super) fn dispatch(&self, st: &mut PortState) {
+        self.dispatch_as(st, None);
+    }
+
+    /// [`dispatch`](Self::dispatch) run by waiter `me`, which needs no wake-up of its own.
+    pub(super) fn dispatch_as(&self, st: &mut PortState, me: Option<u64>) {
+        let weak = Weak::new();
+        while st.machine.queued() > 0 && st.running < self.concurrency {
+            let Some(i) = st.waiters.iter().rposition(|w| w.served.is_none()) else {
+                break;
+            };
+            let PortState { machine, waiters, .. } = st;
+            let w = &mut waiters[i];
+            // No more room than packets queued: the cost follows what is delivered.
+            let cap = w.capacity.min(machine.queued());
+            if w.buf.len() < cap {
+                w.buf.resize(cap, Completion::default());
+            }
+            let mut kernel = sys::SysKernel::new(&self.epfd);
+            let n = machine.deliver(&mut w.buf[..cap], &mut kernel, &mut PortClaims { port: self.id, owner: &weak });
+            if n == 0 {
+                break;
+            }
+            st.counters.delivered += n as u64;
+            w.served = Some(n);
+            st.running += 1;
+            let id = st.waiters[i].id;
+            if me == Some(id) {
+                // The dispatching thread served itself.
+            } else if st.poller == Some(id) {
+                st.wake_poller = true;
+            } else {
+                let cv = st.waiters[i].cv.clone();
+                st.wakes.push(cv);
+            }
+        }
+    }
+
+    /// Wakes the most recent waiter to take over `epoll_wait` when nobody sleeps there.
+    pub(super) fn promote(&self, st: &mut PortState) {
+        if st.poller.is_none() && st.machine.live() > 0 && st.running < self.concurrency {
+            if let Some(w) = st.waiters.iter().rev().find(|w| w.served.is_none()) {
+                let cv = w.cv.clone();
+                st.wakes.push(cv);
+            }
+        }
+    }
+
+    /// The dequeue half of every call. On `Ok` the caller counts the thread as running.
+    pub(super) fn wait_for_packets<'a, E: Entry>(
+        &'a self,
+        mut st: Locked<'a>,
+        out: &mut [Completion],
+        timeout: Option<Duration>,
+        deadline: Option<Instant>,
+        regs: &mut [E],
+        deferred: &mut Deferred<'_>,
+    ) -> (Locked<'a>, Result<usize, Error>) {
+        let weak = Weak::new();
+        if !deferred.mods.is_empty() && (st.machine.queued() > 0 || st.running >= self.concurrency) {
+            // This thread will not be the one that waits: apply the re-arms now.
+            self.flush(&mut st, regs, deferred);
+        }
+        // A thread that enters takes what is queued without blocking, if allowed (D23).
+        if st.running < self.concurrency {
+            // Collect readiness the kernel holds, unless this thread is about to sleep in
+            // epoll_wait anyway: so one call returns everything that is queued (spec §3.3).
+            let queued = st.machine.queued();
+            if queued < out.len()
+                && st.machine.live() > 0
+                && (queued > 0 || st.poller.is_some() || timeout == Some(Duration::ZERO))
+            {
+                self.harvest(&mut st);
+            }
+            if st.machine.queued() > 0 {
+                let mut kernel = sys::SysKernel::new(&self.epfd);
+                let n = st.machine.deliver(out, &mut kernel, &mut PortClaims { port: self.id, owner: &weak });
+                st.counters.delivered += n as u64;
+                if n > 0 {
+                    self.dispatch(&mut st);
+                    return (st, Ok(n));
+                }
+            }
+        }
+        if timeout == Some(Duration::ZERO) {
+            return (st, Ok(0));
+        }
+        let id = NEXT_WAITER.fetch_add(1, Ordering::Relaxed);
+
+        let cv = Arc::new(Condvar::new());
+        st.waiters.push(Waiter { id, capacity: out.len(), buf: Vec::new(), served: None, cv: cv.clone() });
+        let mut events: Vec<sys::EpollEvent> = EVENTS.with(|e| e.take());
+        let result = loop {
+            let i = st.waiters.iter().position(|w| w.id == id).expect("own waiter entry");
+            if let Some(n) = st.waiters[i].served {
+                let w = st.waiters.remove(i);
+                out[..n].copy_from_slice(&w.buf[..n]);
+                // The dispatcher counted us as running; the caller counts us again.
+                st.running -= 1;
+                break Ok(n);
+            }
+            if st.closed {
+                st.waiters.remove(i);
+                break Err(Error::Abandoned);
+            }
+            let remaining = match deadline {
+                None => None,
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(r) if !r.is_zero() => Some(r),
+                    _ => {
+                        st.waiters.remove(i);
+                        break Ok(0);
+                    }
+                },
+            };
+            if st.poller.is_none() && st.machine.live() > 0 && st.running < self.concurrency {
+                let remaining = match self.audit_due_in(&st) {
+                    Some(due) => Some(remaining.map_or(due, |r| r.min(due)).max(Duration::from_millis(1))),
+                    None => remaining,
+                };
+                // Become the poller: sleep in epoll_wait on behalf of every waiter.
+                st.poller = Some(id);
+                let want: usize = st.waiters.iter().filter(|w| w.served.is_none()).map(|w| w.capacity).sum();
+                let want = want.clamp(1, 1024);
+                if events.len() < want {
+                    events.resize(want, sys::EpollEvent { events: 0, u64: 0 });
+                }
+                let buf = &mut events[..want];
+                if !deferred.mods.is_empty() && self.ring_usable() {
+                    self.round(&mut st, buf, remaining, regs, deferred);
+                } else {
+                    st.release();
+                    let n = sys::epoll_wait(&self.epfd, buf, remaining);
+                    st.reacquire();
+                    st.poller = None;
+                    if let Ok(n) = n {
+                        self.absorb(&mut st, &buf[..n], true);
+                    }
+                }
+                self.audit_if_due(&mut st, deferred.weak);
+                self.dispatch_as(&mut st, Some(id));
+            } else {
+                st.wait(&cv, remaining);
+            }
+        };
+        EVENTS.with(|e| e.set(events));
+        // Re-arms still deferred (the wait ended before this thread polled) apply now.
+        self.flush(&mut st, regs, deferred);
+        self.promote(&mut st);
+        (st, result)
+    }
+
+    /// The poller's io_uring round: this batch's deferred re-arms, then the wait, in one
+    /// system call. A failed re-arm is only seen when the round ends, so a round that carries
+    /// re-arms is bounded (`sys::MOD_ROUND_WAIT`); the entries are then repaired.
+    fn round<E: Entry>(
+        &self,
+        st: &mut Locked<'_>,
+        buf: &mut [sys::EpollEvent],
+        remaining: Option<Duration>,
+        regs: &mut [E],
+        deferred: &mut Deferred<'_>,
+    ) {
+        let mods = std::mem::take(&mut deferred.mods);
+        let bounded = Some(remaining.map_or(sys::MOD_ROUND_WAIT, |r| r.min(sys::MOD_ROUND_WAIT)));
+        st.release();
+        let round = self.ring.as_ref().map(|ring| {
+            let mut ring = lock(ring);
+            let r = ring.round(self.epfd.as_raw_fd(), &mods, Some((&mut *buf, bounded)));
+            if ring.is_poisoned() {
+                self.ring_broken.store(true, Ordering::Relaxed);
+            }
+            r
+        });
+        st.reacquire();
+        st.poller = None;
+        match round {
+            Some(Ok(r)) => {
+                self.repair(st, regs, &mods, &r.failed, deferred.weak);
+                self.absorb(st, &buf[..r.events], true);
+            }
+            _ => {
+                let failed = self.apply_mods_now(&mods);
+                self.repair(st, regs, &mods, &failed, deferred.weak);
+            }
+        }
+    }
+}

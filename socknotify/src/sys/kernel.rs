@@ -1,0 +1,63 @@
+//! The adapter between the machine and the kernel: [`SysKernel`] implements the machine's
+//! [`Kernel`] trait on the port's epoll instance and the socket probes.
+
+use super::epoll::{epoll_add, epoll_del, epoll_mod, flags};
+use super::socket::{poll_now, socket_cookie, socket_info, tcp_counters, tcp_never_connected};
+use super::uring::Mod;
+use crate::abi::RegistrationError;
+use crate::machine::{Interest, Kernel, Readiness, SocketInfo, TcpCounters, Token};
+use std::os::fd::{OwnedFd, RawFd};
+
+/// The kernel as the machine sees it: one port's epoll instance and the socket probes.
+pub(crate) struct SysKernel<'a> {
+    epfd: &'a OwnedFd,
+    /// When set, `modify`s are collected here (tagged with `tag`) instead of being made at
+    /// once: the waiting thread submits them with its wait in one io_uring call.
+    defer: Option<(&'a mut Vec<Mod>, u64)>,
+}
+
+impl<'a> SysKernel<'a> {
+    /// The kernel of the port whose epoll instance is `epfd`.
+    pub(crate) fn new(epfd: &'a OwnedFd) -> Self {
+        SysKernel { epfd, defer: None }
+    }
+
+    /// A kernel whose `modify`s are collected into `pending`, tagged with `tag`.
+    pub(crate) fn deferring(epfd: &'a OwnedFd, pending: &'a mut Vec<Mod>, tag: u64) -> Self {
+        SysKernel { epfd, defer: Some((pending, tag)) }
+    }
+}
+
+impl Kernel for SysKernel<'_> {
+    fn socket_info(&mut self, fd: RawFd) -> Result<SocketInfo, RegistrationError> {
+        socket_info(fd).map_err(|_| RegistrationError::NotASocket)
+    }
+    fn cookie(&mut self, fd: RawFd) -> Option<u64> {
+        socket_cookie(fd).ok()
+    }
+    fn add(&mut self, fd: RawFd, interest: Interest, token: Token) -> bool {
+        epoll_add(self.epfd, fd, flags(interest), token.0).is_ok()
+    }
+    fn modify(&mut self, fd: RawFd, interest: Interest, token: Token) -> bool {
+        match &mut self.defer {
+            Some((pending, tag)) => {
+                pending.push(Mod { fd, flags: flags(interest), token: token.0, tag: *tag });
+                true
+            }
+            None => epoll_mod(self.epfd, fd, flags(interest), token.0).is_ok(),
+        }
+    }
+    fn delete(&mut self, fd: RawFd) -> bool {
+        epoll_del(self.epfd, fd).is_ok()
+    }
+    fn sample(&mut self, fd: RawFd, cookie: u64) -> Option<Readiness> {
+        let now = poll_now(fd)?;
+        (socket_cookie(fd).ok()? == cookie).then_some(now)
+    }
+    fn never_connected(&mut self, fd: RawFd) -> bool {
+        tcp_never_connected(fd)
+    }
+    fn tcp_counters(&mut self, fd: RawFd) -> Option<TcpCounters> {
+        tcp_counters(fd)
+    }
+}
