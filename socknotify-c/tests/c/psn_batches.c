@@ -28,6 +28,15 @@ static void pair(int *a, int *b)
     th_nonblock(*b);
 }
 
+/* A new port and a non-blocking AF_UNIX stream pair (th_port_unix, non-blocking). */
+static HANDLE start(int *a, int *b)
+{
+    HANDLE port = th_port_unix(a, b);
+    th_nonblock(*a);
+    th_nonblock(*b);
+    return port;
+}
+
 /* Dequeues one packet and checks its key and its exact mask. */
 static void expect_exactly(HANDLE port, uintptr_t key, UINT32 mask)
 {
@@ -43,36 +52,35 @@ static void expect_remove(HANDLE port, uintptr_t key)
 }
 
 /*
- * The issue's setup for bug 1: a[0] registered with key 1 (OUT, LEVEL|ONESHOT) and its packet
- * dequeued in the same call, then its number closed with close() and taken by b[0]. Returns
- * the number.
+ * The issue's setup for bug 1: a new port; a[0] registered with key 1 (OUT, LEVEL|ONESHOT)
+ * and its packet dequeued in the same call; then its number closed with close() and taken by
+ * b[0]. *num is that number, *pa and *pb the two peers.
  */
-static int fired_then_reused(HANDLE port, int *peer_a, int *peer_b)
+static HANDLE fired_then_reused(int *num, int *pa, int *pb)
 {
-    int a0, b0;
+    int b0;
     SOCK_NOTIFY_REGISTRATION r;
     OVERLAPPED_ENTRY e[4];
     UINT32 n = 0;
-    pair(&a0, peer_a);
-    pair(&b0, peer_b);
-    r = th_reg(a0, 1, SOCK_NOTIFY_OP_ENABLE, OUT, LEVEL_ONESHOT);
+    HANDLE port = start(num, pa);
+    pair(&b0, pb);
+    r = th_reg(*num, 1, SOCK_NOTIFY_OP_ENABLE, OUT, LEVEL_ONESHOT);
     CHECK_EQ(ProcessSocketNotifications(port, 1, &r, TH_LONG, 4, e, &n), ERROR_SUCCESS);
     CHECK_EQ(r.registrationResult, 0);
     CHECK_EQ(n, 1);
     CHECK_EQ(e[0].lpCompletionKey, 1);
-    th_reuse_number(a0, b0);
-    return a0;
+    th_reuse_number(*num, b0);
+    return port;
 }
 
 /* Issue 8, program 1: [ENABLE key 2, ENABLE key 3] on the reused number in one waiting call. */
 static void reuse_key(void)
 {
-    HANDLE port = th_port(0);
     int num, pa, pb;
     SOCK_NOTIFY_REGISTRATION r[2];
     OVERLAPPED_ENTRY e[4];
     UINT32 n = 0;
-    num = fired_then_reused(port, &pa, &pb);
+    HANDLE port = fired_then_reused(&num, &pa, &pb);
     r[0] = th_reg(num, 2, SOCK_NOTIFY_OP_ENABLE, OUT, LEVEL_ONESHOT);
     r[1] = th_reg(num, 3, SOCK_NOTIFY_OP_ENABLE, OUT, LEVEL_ONESHOT);
     CHECK_EQ(ProcessSocketNotifications(port, 2, r, 100 * th_scale(), 4, e, &n), ERROR_SUCCESS);
@@ -83,24 +91,20 @@ static void reuse_key(void)
            (unsigned long)e[0].lpCompletionKey);
     CHECK_EQ(e[0].dwNumberOfBytesTransferred, SOCK_NOTIFY_EVENT_OUT);
     th_expect_none(port, TH_SHORT);
-    r[0] = th_reg(num, 0, SOCK_NOTIFY_OP_REMOVE, 0, 0);
-    CHECK_EQ(th_apply(port, &r[0]), 0);
+    CHECK_EQ(th_op(port, num, SOCK_NOTIFY_OP_REMOVE), 0);
     expect_remove(port, 2);
-    th_closesocket(num);
-    th_closesocket(pa);
     th_closesocket(pb);
-    CHECK(CloseHandle(port));
+    th_finish(port, num, pa);
 }
 
 /* The issue's variant: [DISABLE key 2, ENABLE key 3] on the reused number: key 2 (D11, D15). */
 static void reuse_disable_enable(void)
 {
-    HANDLE port = th_port(0);
     int num, pa, pb;
     SOCK_NOTIFY_REGISTRATION r[2];
     OVERLAPPED_ENTRY e[4];
     UINT32 n = 0;
-    num = fired_then_reused(port, &pa, &pb);
+    HANDLE port = fired_then_reused(&num, &pa, &pb);
     r[0] = th_reg(num, 2, SOCK_NOTIFY_OP_DISABLE, 0, 0);
     r[1] = th_reg(num, 3, SOCK_NOTIFY_OP_ENABLE, OUT, LEVEL_ONESHOT);
     CHECK_EQ(ProcessSocketNotifications(port, 2, r, 100 * th_scale(), 4, e, &n), ERROR_SUCCESS);
@@ -109,19 +113,17 @@ static void reuse_disable_enable(void)
     CHECK_EQ(n, 1);
     CHECKF(e[0].lpCompletionKey == 2, "key %lu, want 2", (unsigned long)e[0].lpCompletionKey);
     th_expect_none(port, TH_SHORT);
-    th_closesocket(num);
-    th_closesocket(pa);
     th_closesocket(pb);
-    CHECK(CloseHandle(port));
+    th_finish(port, num, pa);
 }
 
 /* Issue 8, program 2: [ENABLE OUT LEVEL|PERSISTENT, DISABLE] on a writable socket delivers OUT. */
 static void enable_disable(void)
 {
-    HANDLE port = th_port(0);
+    HANDLE port;
     int a, b;
     SOCK_NOTIFY_REGISTRATION r[2];
-    pair(&a, &b);
+    port = start(&a, &b);
     r[0] = th_reg(a, 7, SOCK_NOTIFY_OP_ENABLE, OUT, LEVEL_PERSISTENT);
     r[1] = th_reg(a, 7, SOCK_NOTIFY_OP_DISABLE, 0, 0);
     th_apply_all(port, r, 2);
@@ -129,9 +131,7 @@ static void enable_disable(void)
     CHECK_EQ(r[1].registrationResult, 0);
     expect_exactly(port, 7, SOCK_NOTIFY_EVENT_OUT);
     th_expect_none(port, TH_SHORT); /* disabled: nothing re-fires */
-    th_closesocket(a);
-    th_closesocket(b);
-    CHECK(CloseHandle(port));
+    th_finish(port, a, b);
 }
 
 /*
@@ -140,13 +140,13 @@ static void enable_disable(void)
  */
 static void enable_disable_wait(void)
 {
-    HANDLE port = th_port(0);
+    HANDLE port;
     int a, b;
     SOCK_NOTIFY_REGISTRATION r[2];
     OVERLAPPED_ENTRY e[4];
     UINT32 n = 0;
-    pair(&a, &b);
-    r[0] = th_reg(a, 8, SOCK_NOTIFY_OP_DISABLE, 0, 0);
+    port = start(&a, &b);
+    r[0] = th_reg(a, 8, SOCK_NOTIFY_OP_DISABLE, 0, 0); /* a disabled registration with key 8 (D11) */
     CHECK_EQ(th_apply(port, &r[0]), 0);
     r[0] = th_reg(a, 9, SOCK_NOTIFY_OP_ENABLE, OUT, LEVEL_PERSISTENT);
     r[1] = th_reg(a, 9, SOCK_NOTIFY_OP_DISABLE, 0, 0);
@@ -157,18 +157,16 @@ static void enable_disable_wait(void)
     CHECK_EQ(e[0].lpCompletionKey, 8);
     CHECK_EQ(e[0].dwNumberOfBytesTransferred, SOCK_NOTIFY_EVENT_OUT);
     th_expect_none(port, TH_SHORT);
-    th_closesocket(a);
-    th_closesocket(b);
-    CHECK(CloseHandle(port));
+    th_finish(port, a, b);
 }
 
 /* [ENABLE LEVEL, REMOVE]: one packet, with REMOVE and the ENABLE's key; nothing after it. */
 static void enable_remove(void)
 {
-    HANDLE port = th_port(0);
+    HANDLE port;
     int a, b;
     SOCK_NOTIFY_REGISTRATION r[2];
-    pair(&a, &b);
+    port = start(&a, &b);
     r[0] = th_reg(a, 10, SOCK_NOTIFY_OP_ENABLE, OUT, LEVEL_PERSISTENT);
     r[1] = th_reg(a, 11, SOCK_NOTIFY_OP_REMOVE, 0, 0);
     th_apply_all(port, r, 2);
@@ -177,18 +175,16 @@ static void enable_remove(void)
     expect_remove(port, 10);
     th_write(b, "x", 1);
     th_expect_none(port, TH_SHORT);
-    th_closesocket(a);
-    th_closesocket(b);
-    CHECK(CloseHandle(port));
+    th_finish(port, a, b);
 }
 
 /* [DISABLE key 12, ENABLE LEVEL|ONESHOT key 13] on a new socket: OUT with key 12, once. */
 static void disable_enable(void)
 {
-    HANDLE port = th_port(0);
+    HANDLE port;
     int a, b;
     SOCK_NOTIFY_REGISTRATION r[2];
-    pair(&a, &b);
+    port = start(&a, &b);
     r[0] = th_reg(a, 12, SOCK_NOTIFY_OP_DISABLE, 0, 0);
     r[1] = th_reg(a, 13, SOCK_NOTIFY_OP_ENABLE, OUT, LEVEL_ONESHOT);
     th_apply_all(port, r, 2);
@@ -196,18 +192,16 @@ static void disable_enable(void)
     CHECK_EQ(r[1].registrationResult, 0);
     expect_exactly(port, 12, SOCK_NOTIFY_EVENT_OUT);
     th_expect_none(port, TH_SHORT);
-    th_closesocket(a);
-    th_closesocket(b);
-    CHECK(CloseHandle(port));
+    th_finish(port, a, b);
 }
 
 /* [ENABLE IN, ENABLE OUT] on a writable socket: the second filter is in force, the key stays. */
 static void reenable_filter(void)
 {
-    HANDLE port = th_port(0);
+    HANDLE port;
     int a, b;
     SOCK_NOTIFY_REGISTRATION r[2];
-    pair(&a, &b);
+    port = start(&a, &b);
     r[0] = th_reg(a, 14, SOCK_NOTIFY_OP_ENABLE, IN, LEVEL_PERSISTENT);
     r[1] = th_reg(a, 15, SOCK_NOTIFY_OP_ENABLE, OUT, LEVEL_ONESHOT);
     th_apply_all(port, r, 2);
@@ -215,9 +209,7 @@ static void reenable_filter(void)
     CHECK_EQ(r[1].registrationResult, 0);
     expect_exactly(port, 14, SOCK_NOTIFY_EVENT_OUT);
     th_expect_none(port, TH_SHORT); /* the second entry's ONESHOT is in force */
-    th_closesocket(a);
-    th_closesocket(b);
-    CHECK(CloseHandle(port));
+    th_finish(port, a, b);
 }
 
 /*
@@ -228,10 +220,9 @@ static void reenable_filter(void)
  */
 static void level_then_edge(void)
 {
-    HANDLE port = th_port(0);
     int a, b;
     SOCK_NOTIFY_REGISTRATION r[2];
-    th_tcp_pair(&a, &b);
+    HANDLE port = th_port_tcp(&a, &b);
     th_nonblock(a);
     th_nonblock(b);
     r[0] = th_reg(a, 16, SOCK_NOTIFY_OP_ENABLE, OUT, LEVEL_PERSISTENT);
@@ -241,18 +232,16 @@ static void level_then_edge(void)
     CHECK_EQ(r[1].registrationResult, 0);
     expect_exactly(port, 16, SOCK_NOTIFY_EVENT_OUT);
     th_expect_none(port, TH_SHORT);
-    th_closesocket(a);
-    th_closesocket(b);
-    CHECK(CloseHandle(port));
+    th_finish(port, a, b);
 }
 
 /* [REMOVE, ENABLE] on a registered socket: 0 then WSAEALREADY (D14); one REMOVE packet. */
 static void remove_enable(void)
 {
-    HANDLE port = th_port(0);
+    HANDLE port;
     int a, b;
     SOCK_NOTIFY_REGISTRATION r[2];
-    pair(&a, &b);
+    port = start(&a, &b);
     CHECK_EQ(th_enable(port, a, 17, 0, LEVEL_PERSISTENT), 0);
     r[0] = th_reg(a, 18, SOCK_NOTIFY_OP_REMOVE, 0, 0);
     r[1] = th_reg(a, 19, SOCK_NOTIFY_OP_ENABLE, OUT, LEVEL_PERSISTENT);
@@ -261,9 +250,7 @@ static void remove_enable(void)
     CHECK_EQ(r[1].registrationResult, WSAEALREADY);
     expect_remove(port, 17);
     th_expect_none(port, TH_SHORT);
-    th_closesocket(a);
-    th_closesocket(b);
-    CHECK(CloseHandle(port));
+    th_finish(port, a, b);
 }
 
 const struct tcase tcases[] = {
