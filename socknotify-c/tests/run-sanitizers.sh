@@ -53,7 +53,7 @@ out=$(mktemp -d "${TMPDIR:-/tmp}/socknotify-sanitizers.XXXXXX")
 trap 'rm -rf "$out"' EXIT
 libs="-lgcc_s -lutil -lrt -lpthread -lm -ldl"
 warn="-Wall -Wextra -Werror -pedantic"
-programs="layout psn_validation psn_flow iocp capi porting"
+programs="layout psn_validation psn_flow psn_batches iocp capi porting"
 passed=0
 failed=0
 failures=""

@@ -1,7 +1,7 @@
-//! Conformance suite, part 1 of 4: the shape of a `ProcessSocketNotifications` call and the
+//! Conformance suite, part 1 of 5: the shape of a `ProcessSocketNotifications` call and the
 //! per-entry checks (spec §3, §8 T01–T19, T41, T53–T55; decisions D2–D5, D7, D9, D10, D12).
 //!
-//! The suite is split over four files, each `mod common;`:
+//! The suite is split over five files, each `mod common;`:
 //!
 //! | file | cases |
 //! |---|---|
@@ -9,6 +9,7 @@
 //! | `conformance_readiness.rs` | T11, T20–T39, T69, T71; D8, D16, D17, D18, D19 per socket type |
 //! | `conformance_registration.rs` | T40, T42–T45, T48–T51, T67, T70; D6, D11, D13, D14, D15, D21, D24 |
 //! | `conformance_port.rs` | T46, T47, T52, T56–T61, T64–T66, T68, T72; D5, D20, D22, D23 |
+//! | `conformance_batches.rs` | several entries for one socket in one call (§3.3 step 2, §4.3; D11, D14, D15, D17, D21; issue 8) |
 //!
 //! Every case of §8 has one `#[test]` named `tNN_what_it_proves`; the edge cases beyond §8 are
 //! named `dNN_what_it_proves` after the decision they check.

@@ -1,4 +1,4 @@
-//! Conformance suite, part 4 of 4: the completion port (packets, threads, closing, concurrency)
+//! Conformance suite, part 4 of 5: the completion port (packets, threads, closing, concurrency)
 //! (spec §6; §8 T46, T47, T52, T56–T61, T64–T66, T68, T72; decisions D5, D6, D20, D22, D23).
 //! The index of all cases and the excluded ids are in `conformance_calls.rs`.
 

@@ -1,4 +1,4 @@
-//! Conformance suite, part 2 of 4: triggers and readiness per socket type
+//! Conformance suite, part 2 of 5: triggers and readiness per socket type
 //! (spec §4.2, §5; §8 T11, T20–T39, T69, T71; decisions D8, D16–D19).
 //! The index of all cases and the excluded ids are in `conformance_calls.rs`.
 

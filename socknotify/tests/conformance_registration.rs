@@ -1,4 +1,4 @@
-//! Conformance suite, part 3 of 4: the registration state machine, REMOVE, closing, keys and
+//! Conformance suite, part 3 of 5: the registration state machine, REMOVE, closing, keys and
 //! ports (spec §4.3, §4.4; §8 T40, T42–T45, T48–T51, T67, T70; decisions D6, D11, D13–D15,
 //! D21, D24). The index of all cases and the excluded ids are in `conformance_calls.rs`.
 

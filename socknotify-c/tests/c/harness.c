@@ -196,6 +196,22 @@ DWORD th_enable(HANDLE port, int fd, uintptr_t key, UINT16 filter, UINT8 trigger
     return th_apply(port, &r);
 }
 
+void th_apply_all(HANDLE port, SOCK_NOTIFY_REGISTRATION *r, UINT32 n)
+{
+    UINT32 i;
+    CHECK_EQ(ProcessSocketNotifications(port, n, r, 0, 0, NULL, NULL), ERROR_SUCCESS);
+    for (i = 0; i < n; i++)
+        CHECKF(r[i].registrationResult != TH_SENTINEL, "registrationResult %u was not written", (unsigned)i);
+}
+
+void th_reuse_number(int num, int newfd)
+{
+    CHECK(num != newfd);
+    CHECK_SYS(close(num));
+    CHECK_EQ(dup2(newfd, num), num);
+    CHECK_SYS(close(newfd));
+}
+
 UINT32 th_dequeue(HANDLE port, OVERLAPPED_ENTRY *out, ULONG max, UINT32 ms)
 {
     UINT32 n = 0xDEADu;

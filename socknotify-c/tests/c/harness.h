@@ -126,6 +126,18 @@ void th_expect_none(HANDLE port, UINT32 ms);
  */
 void th_expect_unregistered(HANDLE probe, int fd);
 
+/**
+ * Applies the n entries of r in one call with no dequeue (the call must succeed and write
+ * every registrationResult); the results are left in r.
+ */
+void th_apply_all(HANDLE port, SOCK_NOTIFY_REGISTRATION *r, UINT32 n);
+/**
+ * Puts the socket newfd at the descriptor number num the way a program reusing numbers does:
+ * close(num) (plain close, not closesocket), dup2(newfd, num), close(newfd). Cases run one
+ * per process, so no other thread can take the number in between.
+ */
+void th_reuse_number(int num, int newfd);
+
 /** Atomic store of an int flag shared between threads. */
 #define TH_STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_SEQ_CST)
 /** Atomic load of an int flag shared between threads. */

@@ -78,6 +78,23 @@ mod psn_flow {
     );
 }
 
+/// Several entries for one socket in one call (issue 8): the reused-number and
+/// ENABLE-then-DISABLE reproductions and the other orders of the family.
+mod psn_batches {
+    use super::*;
+    c_cases!("psn_batches":
+        reused_number_in_one_batch_keeps_first_key => "reuse_key",
+        reused_number_disable_then_enable_keeps_disable_key => "reuse_disable_enable",
+        enable_level_then_disable_in_one_call_delivers_packet => "enable_disable",
+        enable_level_then_disable_in_one_waiting_call_delivers_packet => "enable_disable_wait",
+        enable_level_then_remove_delivers_one_remove_packet => "enable_remove",
+        disable_then_enable_delivers_with_the_disable_key => "disable_enable",
+        enable_then_reenable_with_another_filter_uses_the_second => "reenable_filter",
+        enable_level_then_reenable_edge_delivers_once => "level_then_edge",
+        remove_then_enable_is_refused_until_the_remove_packet => "remove_enable",
+    );
+}
+
 /// Completion-port behaviour with real threads (T56-T61, T64, T72) and a wake-up race.
 mod iocp {
     use super::*;

@@ -396,3 +396,57 @@ pub fn run_bounded<T: Send + 'static>(within: Duration, f: impl FnOnce() -> T + 
 pub fn shutdown_write(s: &TcpStream) {
     s.shutdown(Shutdown::Write).unwrap();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Batches and descriptor reuse
+
+/// Applies `regs` as one call (no dequeue) and returns every entry's Windows code.
+pub fn apply_batch(port: &CompletionPort, regs: &mut [Registration<'_>]) -> Vec<u32> {
+    let n = port.process(regs, &mut [], Some(Duration::ZERO)).expect("process (batch, apply only)");
+    assert_eq!(n, 0, "a call without output returned packets");
+    regs.iter().map(Registration::result_code).collect()
+}
+
+/// One call that applies `regs` and then dequeues up to `max` packets, waiting at most
+/// `timeout`: returns every entry's Windows code and the packets.
+pub fn process_batch(
+    port: &CompletionPort,
+    regs: &mut [Registration<'_>],
+    max: usize,
+    timeout: Duration,
+) -> (Vec<u32>, Vec<Completion>) {
+    let mut out = vec![Completion::default(); max];
+    let n = port.process(regs, &mut out, Some(timeout)).expect("process (batch with dequeue)");
+    assert!(n <= max, "process returned {n} > {max}");
+    out.truncate(n);
+    (regs.iter().map(Registration::result_code).collect(), out)
+}
+
+/// Puts the socket `new` at the descriptor number of `num`, as a plain `close(num)` followed
+/// by a new socket that takes the freed number would. It is done with one `dup2` onto the
+/// number (which closes the old socket), so no other thread of the test process can take the
+/// number in between. Returns the number, which now owns the new socket; `new`'s own
+/// descriptor is closed.
+pub fn reuse_number(num: impl Into<OwnedFd>, new: impl Into<OwnedFd>) -> OwnedFd {
+    let num: OwnedFd = num.into();
+    let new: OwnedFd = new.into();
+    // SAFETY: both descriptors are open and owned here; `num` keeps owning its number, which
+    // names the new socket once dup2 returns.
+    let rc = unsafe { libc::dup2(new.as_raw_fd(), num.as_raw_fd()) };
+    assert_eq!(rc, num.as_raw_fd(), "dup2: {}", io::Error::last_os_error());
+    num
+}
+
+/// A packet as `(key, events)`, with a REMOVE packet reduced to its REMOVE bit (the spec
+/// allows other bits to be coalesced into it, §4.3).
+pub fn key_events(c: &Completion) -> (usize, Events) {
+    let e = c.events();
+    (c.key(), if e.contains(Events::REMOVE) { Events::REMOVE } else { e })
+}
+
+/// [`key_events`] of each packet, sorted (a dequeue compared as a multiset).
+pub fn summary(v: &[Completion]) -> Vec<(usize, Events)> {
+    let mut s: Vec<(usize, Events)> = v.iter().map(key_events).collect();
+    s.sort_by_key(|&(k, e)| (k, e.bits()));
+    s
+}
