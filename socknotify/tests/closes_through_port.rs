@@ -1,13 +1,12 @@
 //! `Builder::closes_through_port` (issue 10): re-arms without system calls, a lazily quieted
 //! kernel watch, and the safety net for a broken promise (a plain `close()` whose number a
-//! new socket takes). Syscall counts are process-wide, so the counting test runs alone in
-//! its own binary's serial section (see `COUNTING`).
+//! new socket takes). Tests that count the process-wide system calls run one at a time
+//! (`COUNTING`); the others count the calling thread's own.
 
 mod common;
 use common::*;
 use socknotify::{Completion, CompletionPort, Events, Registration, Trigger};
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -35,7 +34,7 @@ fn oneshot_rearm_with_the_wait_costs_only_the_wait() {
     b.write_all(b"x").unwrap();
     assert_eq!(one(&port, &mut [enable(&a)], PATIENCE).len(), 1);
     let mut buf = [0u8; 8];
-    (&a).read(&mut buf).unwrap();
+    (&a).read_exact(&mut buf[..1]).unwrap();
     let rounds = 200u64;
     let before = CompletionPort::syscalls();
     for _ in 0..rounds {
@@ -44,7 +43,7 @@ fn oneshot_rearm_with_the_wait_costs_only_the_wait() {
         let got = one(&port, &mut [enable(&a)], PATIENCE);
         assert_eq!(got.len(), 1);
         assert_eq!((got[0].key(), got[0].events()), (3, Events::IN));
-        (&a).read(&mut buf).unwrap();
+        (&a).read_exact(&mut buf[..1]).unwrap();
     }
     let per_round = (CompletionPort::syscalls() - before) as f64 / rounds as f64;
     // Without the option a re-arm is an EPOLL_CTL_MOD (or a ring request); with it, none:
@@ -56,16 +55,15 @@ fn oneshot_rearm_with_the_wait_costs_only_the_wait() {
 
 #[test]
 fn a_disabled_socket_that_stays_ready_does_not_spin_the_poller() {
-    let _serial = COUNTING.lock().unwrap_or_else(|p| p.into_inner());
     let port = promised_port();
     let (a, mut b) = UnixStream::pair().unwrap();
     b.write_all(b"unread").unwrap();
     let got = one(&port, &mut [Registration::enable(&a, 4, Events::IN, Trigger::LEVEL_ONESHOT)], PATIENCE);
     assert_eq!(got.len(), 1);
     // Delivered, so disabled; the data stays unread and the kernel watch is still armed.
-    let before = CompletionPort::syscalls();
+    let before = CompletionPort::thread_syscalls();
     assert!(one(&port, &mut [], Duration::from_millis(200)).is_empty());
-    let used = CompletionPort::syscalls() - before;
+    let used = CompletionPort::thread_syscalls() - before;
     // One report, one lazy quiet (EPOLL_CTL_MOD), and the rest of the wait: a handful.
     assert!(used < 20, "{used} system calls in a 200 ms wait on a quiet port");
     // Re-arming arms the kernel again: the packet comes back.
@@ -77,19 +75,17 @@ fn a_disabled_socket_that_stays_ready_does_not_spin_the_poller() {
 #[test]
 fn a_broken_promise_never_gives_the_old_key_and_the_new_socket_works_within_100_ms() {
     let port = promised_port();
-    let (a, _peer_a) = UnixStream::pair().unwrap();
+    let (a, mut peer_a) = UnixStream::pair().unwrap();
     let (b, mut peer_b) = UnixStream::pair().unwrap();
-    let number = a.as_raw_fd();
-    let got = one(&port, &mut [Registration::enable(&a, 1, Events::OUT, Trigger::LEVEL_ONESHOT)], PATIENCE);
+    peer_a.write_all(b"x").unwrap();
+    let got = one(&port, &mut [Registration::enable(&a, 1, Events::IN, Trigger::LEVEL_ONESHOT)], PATIENCE);
     assert_eq!((got.len(), got[0].key()), (1, 1));
-    // Broken promise: a plain close, and a new socket takes the number.
-    drop(a);
-    let b_fd = b.into_raw_fd();
-    // SAFETY-free: dup2 through libc is the test's way of reusing a number.
-    assert_eq!(unsafe { libc::dup2(b_fd, number) }, number);
-    unsafe { libc::close(b_fd) };
-    // SAFETY: `number` is open (dup2 above) and owned by nobody else from here on.
-    let reused = unsafe { OwnedFd::from_raw_fd(number) };
+    // Read the data: the kernel has nothing more to report, so its watch stays armed and
+    // the next ENABLE of the number is a re-arm in user space, unconfirmed by the kernel.
+    (&a).read_exact(&mut [0u8; 1]).unwrap();
+    // Broken promise: the socket is closed behind the port's back, and a new one takes its
+    // number (one dup2, so no other thread can take the number in between).
+    let reused = reuse_number(a, b);
     peer_b.write_all(b"y").unwrap();
     let start = Instant::now();
     // The program (wrongly) believes this is a re-arm; on Windows it is the new socket's
@@ -104,57 +100,49 @@ fn a_broken_promise_never_gives_the_old_key_and_the_new_socket_works_within_100_
     assert_eq!(got.len(), 1, "the new socket's registration never started working");
     assert_eq!(got[0].key(), 2, "a packet under the old key for a new socket");
     assert!(got[0].events().contains(Events::IN));
-    assert!(waited < Duration::from_millis(400), "took {waited:?} (audit every 50 ms)");
-    assert!(port.stats().reuse_repairs >= 1);
+    // 50 ms audits; the slack is for a loaded machine, not for the design.
+    assert!(waited < Duration::from_millis(400), "took {waited:?}");
+    assert!(port.stats().reuse_repairs >= 1, "{:?} after {waited:?}", port.stats());
     socknotify::close_socket(reused);
 }
 
 #[test]
-fn every_worker_re_arms_without_a_kernel_call() {
-    let _serial = COUNTING.lock().unwrap_or_else(|p| p.into_inner());
-    // Two threads share the port; whichever is not in the kernel re-arms for free too.
+fn a_re_arm_from_a_thread_that_is_not_waiting_makes_no_system_call() {
+    // One thread waits in the kernel for everybody; another re-arms a drained socket. Under
+    // the promise the re-arm is a flag change: no EPOLL_CTL_MOD, no wake-up of the waiter.
     let port = promised_port();
-    let pairs: Vec<(UnixStream, UnixStream)> = (0..8).map(|_| UnixStream::pair().unwrap()).collect();
-    for (i, (a, _)) in pairs.iter().enumerate() {
-        a.set_nonblocking(true).unwrap();
-        port.process(&mut [Registration::enable(a, i, Events::IN, Trigger::LEVEL_ONESHOT)], &mut [], Some(Duration::ZERO))
-            .unwrap();
-    }
-    let before = CompletionPort::syscalls();
-    let rounds = 50;
-    std::thread::scope(|s| {
-        for w in 0..2usize {
-            let port = port.clone();
-            let pairs = &pairs;
-            s.spawn(move || {
-                let mut buf = [0u8; 8];
-                for r in 0..rounds {
-                    let i = (w * 4 + r % 4) % pairs.len();
-                    let (a, b) = &pairs[i];
-                    (&*b).write_all(b"z").unwrap();
-                    let mut got = Vec::new();
-                    while got.is_empty() {
-                        got = one(&port, &mut [], PATIENCE);
-                    }
-                    for c in got {
-                        let (a2, _) = &pairs[c.key()];
-                        while (&*a2).read(&mut buf).is_ok() {}
-                        port.process(
-                            &mut [Registration::enable(a2, c.key(), Events::IN, Trigger::LEVEL_ONESHOT)],
-                            &mut [],
-                            Some(Duration::ZERO),
-                        )
-                        .unwrap();
-                    }
-                    let _ = a;
-                }
-            });
-        }
-    });
-    let per_request = (CompletionPort::syscalls() - before) as f64 / (2 * rounds) as f64;
-    // Waits and wake-ups only; no EPOLL_CTL_MOD per re-arm.
-    assert!(per_request < 3.0, "{per_request:.2} system calls per request");
-    for (a, _) in pairs {
-        socknotify::close_socket(a);
-    }
+    let (a, mut b) = UnixStream::pair().unwrap();
+    b.write_all(b"1").unwrap();
+    let got = one(&port, &mut [Registration::enable(&a, 6, Events::IN, Trigger::LEVEL_ONESHOT)], PATIENCE);
+    assert_eq!(got.len(), 1);
+    (&a).read_exact(&mut [0u8; 1]).unwrap();
+    let waiter = {
+        let port = port.clone();
+        std::thread::spawn(move || one(&port, &mut [], PATIENCE * 2))
+    };
+    // Let the waiter reach the kernel wait (no assertion depends on it having done so).
+    std::thread::sleep(Duration::from_millis(50));
+    let before = CompletionPort::thread_syscalls();
+    let mut rearm = [Registration::enable(&a, 6, Events::IN, Trigger::LEVEL_ONESHOT)];
+    port.process(&mut rearm, &mut [], Some(Duration::ZERO)).unwrap();
+    rearm[0].result().unwrap();
+    assert_eq!(CompletionPort::thread_syscalls() - before, 0, "the re-arm made a system call");
+    b.write_all(b"2").unwrap();
+    let got = waiter.join().unwrap();
+    assert_eq!(got.iter().map(|c| c.key()).collect::<Vec<_>>(), vec![6]);
+    socknotify::close_socket(a);
+}
+
+#[test]
+fn without_the_promise_a_re_arm_asks_the_kernel() {
+    // The default, for contrast: the re-arm confirms the socket's identity (D21).
+    let port = CompletionPort::builder().closes_through_port(false).build().unwrap();
+    let (a, mut b) = UnixStream::pair().unwrap();
+    b.write_all(b"1").unwrap();
+    assert_eq!(one(&port, &mut [Registration::enable(&a, 6, Events::IN, Trigger::LEVEL_ONESHOT)], PATIENCE).len(), 1);
+    let before = CompletionPort::thread_syscalls();
+    let mut rearm = [Registration::enable(&a, 6, Events::IN, Trigger::LEVEL_ONESHOT)];
+    port.process(&mut rearm, &mut [], Some(Duration::ZERO)).unwrap();
+    assert!(CompletionPort::thread_syscalls() - before >= 1);
+    socknotify::close_socket(a);
 }

@@ -163,9 +163,10 @@ impl Machine {
     pub fn keeps_pending_packets(&self, fd: RawFd, op: Option<Operation>) -> bool {
         match op {
             Some(Operation::Disable) => true,
-            Some(Operation::Enable { .. }) => self
-                .slot_of(fd)
-                .is_some_and(|s| self.reg(s).trigger.is_edge() && self.reg(s).state == RegState::Enabled),
+            Some(Operation::Enable { trigger, .. }) => self.slot_of(fd).is_some_and(|s| {
+                let r = self.reg(s);
+                r.state == RegState::Enabled && (r.trigger.is_edge() || trigger.is_edge())
+            }),
             _ => false,
         }
     }
@@ -237,9 +238,7 @@ impl Machine {
         if self.reg(slot).state == RegState::RemovePending {
             return Err(RegistrationError::RemovePending);
         }
-        if !matches!(op, Operation::Enable { trigger, .. } if !trigger.is_edge()) {
-            self.collect_enable_packet(slot, kernel);
-        }
+        self.collect_enable_packet(slot, kernel);
         let applied = match op {
             Operation::Enable { events, trigger } => self.enable(slot, events, trigger, kernel),
             Operation::Disable => self.disable(slot, kernel),
@@ -391,7 +390,10 @@ impl Machine {
     /// §3.3 step 2, §4.2); socknotify leaves that to the kernel, which reports it when the
     /// port next collects readiness. An entry later in the same batch that stops the kernel
     /// from reporting it (DISABLE, REMOVE, a switch to EDGE) must not lose that packet: the
-    /// condition is sampled now and queued as the ENABLE would have queued it.
+    /// condition is sampled now and queued as the ENABLE would have queued it, under the filter
+    /// that ENABLE set: a later re-ENABLE with another filter does not take back a packet
+    /// Windows had already queued (it coalesces into it; the level mask is still computed
+    /// under the filter in force when the packet is dequeued, D17).
     fn collect_enable_packet(&mut self, slot: usize, kernel: &mut impl Kernel) {
         let r = self.reg(slot);
         if r.state != RegState::Enabled || r.trigger.is_edge() || r.enabled_epoch != self.epoch {
@@ -642,7 +644,9 @@ impl Machine {
                 }
             }
             _ => {
-                if r.trigger.is_oneshot() {
+                if r.trigger.is_oneshot() && !r.user_rearm {
+                    // EPOLLONESHOT disarmed the kernel watch. (With user-space re-arms the
+                    // watch stays armed; delivery disables the registration here.)
                     r.watch = Watch::Fired;
                 }
                 if mask.is_empty() {
@@ -736,6 +740,10 @@ impl Machine {
                     return Some(Completion::new(key, bits.bits(), 0));
                 }
             }
+        } else if !r.trigger.is_edge() {
+            // Sampled in this epoch, perhaps under a filter a later re-ENABLE replaced: a level
+            // mask holds only what the filter in force asks for (D17).
+            bits = bits & r.eligible();
         }
         let r = self.reg_mut(slot);
         if bits.is_empty() {

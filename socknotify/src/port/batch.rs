@@ -75,6 +75,7 @@ impl CompletionPort {
                     inner.apply_entry(&mut st, e, &mut sys::SysKernel::new(&inner.epfd), &weak)
                 };
             }
+            inner.note_unverified(&mut st);
             inner.audit_if_due(&mut st, &weak);
             inner.dispatch(&mut st);
             if was_live == 0 && st.machine.live() > 0 {
@@ -82,9 +83,11 @@ impl CompletionPort {
             }
         }
         if out.is_empty() {
-            if enabled {
+            if enabled && !st.machine.user_rearm() {
                 // Windows queues a level packet at ENABLE: collect it now, so that it is queued
                 // (and survives a close of the socket, D21) even if nobody dequeues for a while.
+                // Under `closes_through_port` every close goes through the port, which collects
+                // first (`forget_registration_raw`), so a re-arm stays free of system calls.
                 inner.harvest(&mut st);
                 inner.dispatch(&mut st);
             }

@@ -9,7 +9,6 @@ use crate::sys;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 /// Options for creating a [`CompletionPort`].
 ///
@@ -155,7 +154,7 @@ impl Builder {
                 events: sys::event_buffer(256),
                 wakes: Vec::new(),
                 wake_poller: false,
-                audited: Instant::now(),
+                unverified_since: None,
                 counters: Counters::default(),
             }),
         });

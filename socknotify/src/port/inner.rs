@@ -73,8 +73,9 @@ pub(super) struct PortState {
     pub wakes: Vec<Arc<Condvar>>,
     /// The poller must be woken through the eventfd once the lock is released.
     pub wake_poller: bool,
-    /// When the kernel's watch list was last audited (user-space re-arms only).
-    pub audited: Instant,
+    /// Since when entries applied without asking the kernel wait for an audit (user-space
+    /// re-arms only); the audit is due `AUDIT_INTERVAL` later.
+    pub unverified_since: Option<Instant>,
     /// Counts for [`CompletionPort::stats`](super::CompletionPort::stats).
     pub counters: Counters,
 }
@@ -180,7 +181,14 @@ impl Inner {
     /// How long until the next audit is due, if one will be (user-space re-arms went
     /// unconfirmed); a waiter in the kernel wakes up for it.
     pub(super) fn audit_due_in(&self, st: &PortState) -> Option<Duration> {
-        (st.machine.user_rearm() && st.machine.unverified() > 0).then(|| AUDIT_INTERVAL.saturating_sub(st.audited.elapsed()))
+        st.unverified_since.map(|t| AUDIT_INTERVAL.saturating_sub(t.elapsed()))
+    }
+
+    /// Starts the audit clock when entries went unconfirmed (call after applying entries).
+    pub(super) fn note_unverified(&self, st: &mut PortState) {
+        if st.unverified_since.is_none() && st.machine.unverified() > 0 {
+            st.unverified_since = Some(Instant::now());
+        }
     }
 
     /// Audits the kernel's watch list when one is due (see `Builder::closes_through_port`).
@@ -188,7 +196,7 @@ impl Inner {
         if self.audit_due_in(st) != Some(Duration::ZERO) {
             return;
         }
-        st.audited = Instant::now();
+        st.unverified_since = None;
         let Ok(watched) = sys::epoll::watched(&self.epfd) else { return };
         let mut kernel = sys::SysKernel::new(&self.epfd);
         let repaired = st.machine.audit(&watched, &mut kernel, &mut PortClaims { port: self.id, owner: weak });

@@ -274,6 +274,23 @@ impl CompletionPort {
         sys::syscall_count()
     }
 
+    /// How many system calls socknotify has made on the calling thread (all ports). Unlike
+    /// [`syscalls`](Self::syscalls) it is not disturbed by other threads, so a test or a
+    /// benchmark can count what one call costs.
+    ///
+    /// ```
+    /// use socknotify::{Completion, CompletionPort};
+    /// let port = CompletionPort::new()?;
+    /// port.post(Completion::new(1, 0, 0))?;
+    /// let before = CompletionPort::thread_syscalls();
+    /// port.dequeue(&mut [Completion::default()], None)?; // the packet is queued: no wait
+    /// assert_eq!(CompletionPort::thread_syscalls(), before);
+    /// # Ok::<(), socknotify::Error>(())
+    /// ```
+    pub fn thread_syscalls() -> u64 {
+        sys::thread_syscall_count()
+    }
+
     /// Packets queued on the port and not yet handed to a thread (for monitoring and tests).
     ///
     /// ```

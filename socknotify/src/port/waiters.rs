@@ -4,7 +4,7 @@
 
 use super::batch::Deferred;
 use super::claims::PortClaims;
-use super::inner::{Inner, Locked, PortState, Waiter, NEXT_WAITER};
+use super::inner::{Inner, Locked, PortState, Waiter, AUDIT_INTERVAL, NEXT_WAITER};
 use super::sync::{lock, thread_local, Condvar};
 use crate::abi::{Completion, Entry, Error};
 use crate::sys;
@@ -138,9 +138,14 @@ impl Inner {
             // Collect readiness the kernel holds, unless this thread is about to sleep in
             // epoll_wait anyway: so one call returns everything that is queued (spec §3.3).
             let queued = st.machine.queued();
+            // A call whose deadline passed while its entries were applied still returns what
+            // they queued (spec §3.3 step 2, T55).
             if queued < out.len()
                 && st.machine.live() > 0
-                && (queued > 0 || st.poller.is_some() || timeout == Some(Duration::ZERO))
+                && (queued > 0
+                    || st.poller.is_some()
+                    || timeout == Some(Duration::ZERO)
+                    || deadline.is_some_and(|d| Instant::now() >= d))
             {
                 self.harvest(&mut st);
             }
@@ -186,9 +191,16 @@ impl Inner {
                 },
             };
             if st.poller.is_none() && st.machine.live() > 0 && st.running < self.concurrency {
-                let remaining = match self.audit_due_in(&st) {
-                    Some(due) => Some(remaining.map_or(due, |r| r.min(due)).max(Duration::from_millis(1))),
-                    None => remaining,
+                // With user-space re-arms the poller wakes at least every AUDIT_INTERVAL, so
+                // that an audit another thread's unconfirmed re-arm made due runs in time
+                // (without the re-arming thread having to wake it: that would cost a system
+                // call per re-arm).
+                let remaining = match st.machine.user_rearm() {
+                    true => {
+                        let bound = self.audit_due_in(&st).unwrap_or(AUDIT_INTERVAL).max(Duration::from_millis(1));
+                        Some(remaining.map_or(bound, |r| r.min(bound)))
+                    }
+                    false => remaining,
                 };
                 // Become the poller: sleep in epoll_wait on behalf of every waiter.
                 st.poller = Some(id);

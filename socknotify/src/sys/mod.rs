@@ -16,6 +16,7 @@
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 mod cast;
 pub(crate) mod epoll;
@@ -30,13 +31,35 @@ pub(crate) use eventfd::{eventfd, eventfd_drain, eventfd_signal};
 pub(crate) use kernel::SysKernel;
 pub(crate) use uring::{ring_new, Mod, Ring, MAX_RING_MODS, MOD_ROUND_WAIT};
 
-/// How many system calls this process has made through this module (for tests and
-/// benchmarks that count them).
-static SYSCALLS: AtomicU64 = AtomicU64::new(0);
+/// System calls made through this module, counted per thread so that counting shares no
+/// cache line between threads: each thread bumps its own counter (a plain load and store:
+/// only that thread writes it), registered once in `THREADS` so the process-wide total can be
+/// summed; a thread that exits adds its count to `EXITED`.
+static THREADS: Mutex<Vec<Arc<AtomicU64>>> = Mutex::new(Vec::new());
+static EXITED: AtomicU64 = AtomicU64::new(0);
+
+struct ThreadCounter(Arc<AtomicU64>);
+
+impl Drop for ThreadCounter {
+    fn drop(&mut self) {
+        let mut all = THREADS.lock().unwrap_or_else(|p| p.into_inner());
+        EXITED.fetch_add(self.0.load(Ordering::Relaxed), Ordering::Relaxed);
+        all.retain(|c| !Arc::ptr_eq(c, &self.0));
+    }
+}
+
+thread_local! {
+    static MINE: ThreadCounter = {
+        let c = Arc::new(AtomicU64::new(0));
+        THREADS.lock().unwrap_or_else(|p| p.into_inner()).push(c.clone());
+        ThreadCounter(c)
+    };
+}
 
 #[inline]
 fn count() {
-    SYSCALLS.fetch_add(1, Ordering::Relaxed);
+    // During thread teardown the counter may be gone; that call goes uncounted.
+    let _ = MINE.try_with(|c| c.0.store(c.0.load(Ordering::Relaxed) + 1, Ordering::Relaxed));
 }
 
 /// Counts a futex call made by a condition variable (wait or wake-up), so that
@@ -47,7 +70,13 @@ pub(crate) fn note_futex_call() {
 
 /// The number of system calls made through the `sys` layer so far, process-wide.
 pub(crate) fn syscall_count() -> u64 {
-    SYSCALLS.load(Ordering::Relaxed)
+    let all = THREADS.lock().unwrap_or_else(|p| p.into_inner());
+    EXITED.load(Ordering::Relaxed) + all.iter().map(|c| c.load(Ordering::Relaxed)).sum::<u64>()
+}
+
+/// The number of system calls the calling thread made through the `sys` layer so far.
+pub(crate) fn thread_syscall_count() -> u64 {
+    MINE.try_with(|c| c.0.load(Ordering::Relaxed)).unwrap_or(0)
 }
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
