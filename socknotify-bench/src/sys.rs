@@ -2,7 +2,7 @@
 //!
 //! * [`Epoll`]: the one raw epoll wrapper (the floor every scenario compares with, the servers
 //!   written on raw epoll and the echo load generator).
-//! * [`EventFd`], [`read`], [`write`]: the remaining calls of the scenarios' own I/O.
+//! * [`EventFd`], [`read()`], [`write()`]: the remaining calls of the scenarios' own I/O.
 //! * [`calls`]: how many system calls the calling thread made through this module so far.
 //!   Calls that mio and polling make inside their own code are added by their wrappers with
 //!   [`note`] and the per-call counts of [`model`]; socknotify counts its own

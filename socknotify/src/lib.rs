@@ -47,6 +47,8 @@
 //! 2. `sys`: every system call and every `unsafe` block;
 //! 3. the port: [`CompletionPort`] — waiters, the poller, claims;
 //! 4. [`winsock`]: the Windows-shaped front end (`ProcessSocketNotifications`).
+#![cfg_attr(doc_examples_check, feature(rustdoc_missing_doc_code_examples))]
+#![cfg_attr(doc_examples_check, warn(rustdoc::missing_doc_code_examples))]
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]

@@ -173,6 +173,29 @@ pub fn timeout_from_ms(ms: u32) -> Option<Duration> {
 /// `Some(&mut [])` is a non-NULL pointer with a count of 0 (invalid, V1/V2).
 /// Returns `ERROR_SUCCESS`, `WAIT_TIMEOUT` (with `*receivedEntryCount = 0`), or an error
 /// code after which nothing was changed (see [`crate::codes`]).
+///
+/// ```
+/// use socknotify::winsock::*;
+/// use std::os::fd::AsRawFd;
+/// let port = socknotify::CompletionPort::new()?;
+/// let (a, b) = std::os::unix::net::UnixStream::pair()?;
+/// std::io::Write::write_all(&mut &b, b"x")?;
+/// let mut regs = [SOCK_NOTIFY_REGISTRATION {
+///     socket: a.as_raw_fd() as SOCKET,
+///     completionKey: 5,
+///     eventFilter: SOCK_NOTIFY_REGISTER_EVENT_IN,
+///     operation: SOCK_NOTIFY_OP_ENABLE,
+///     triggerFlags: SOCK_NOTIFY_TRIGGER_LEVEL | SOCK_NOTIFY_TRIGGER_ONESHOT,
+///     registrationResult: 0,
+/// }];
+/// let mut entries = [OVERLAPPED_ENTRY::default(); 4];
+/// let mut n = 0;
+/// let rc = ProcessSocketNotifications(&port, Some(&mut regs), 1000, Some(&mut entries), Some(&mut n));
+/// assert_eq!((rc, n, entries[0].lpCompletionKey), (ERROR_SUCCESS, 1, 5));
+/// // A timeout with nowhere to put packets is refused before anything changes (V1).
+/// assert_eq!(ProcessSocketNotifications(&port, None, 10, None, None), WSAEINVAL);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn ProcessSocketNotifications(
     completionPort: &CompletionPort,
     registrationInfos: Option<&mut [SOCK_NOTIFY_REGISTRATION]>,

@@ -12,7 +12,7 @@ use std::time::Duration;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn io_uring_port() -> Option<CompletionPort> {
-    match CompletionPort::builder().backend(Backend::IoUring).build() {
+    match CompletionPort::builder().closes_through_port(false).backend(Backend::IoUring).build() {
         Ok(p) => Some(p),
         Err(e) => {
             eprintln!("io_uring is not available here ({e}); the io_uring half of this test is skipped");
@@ -73,7 +73,7 @@ fn io_uring_batch_of_64_reenables_and_a_dequeue_is_one_system_call() {
 #[test]
 fn epoll_batch_of_64_reenables_and_a_dequeue_is_65_system_calls() {
     let _g = SERIAL.lock().unwrap();
-    let port = CompletionPort::builder().backend(Backend::Epoll).build().unwrap();
+    let port = CompletionPort::builder().closes_through_port(false).backend(Backend::Epoll).build().unwrap();
     assert_eq!(port.backend(), Backend::Epoll);
     assert_eq!(syscalls_for_64_reenables(&port), 65);
 }
@@ -81,9 +81,12 @@ fn epoll_batch_of_64_reenables_and_a_dequeue_is_65_system_calls() {
 #[test]
 fn a_dequeue_with_packets_already_queued_makes_no_system_call() {
     let _g = SERIAL.lock().unwrap();
-    for port in [Some(CompletionPort::builder().backend(Backend::Epoll).build().unwrap()), io_uring_port()]
-        .into_iter()
-        .flatten()
+    for port in [
+        Some(CompletionPort::builder().closes_through_port(false).backend(Backend::Epoll).build().unwrap()),
+        io_uring_port(),
+    ]
+    .into_iter()
+    .flatten()
     {
         for i in 0..8 {
             port.post(Completion::new(i, 0, 0)).unwrap();

@@ -67,7 +67,7 @@ fn register_and_fire(port: &CompletionPort, s: &impl AsFd) {
 /// close, D21); the second is a re-ENABLE, which keeps the key (D15).
 #[test]
 fn reused_number_in_one_batch_keeps_first_key() {
-    let port = port();
+    let port = port_without_the_promise();
     let (a0, _a1) = unix_pair();
     let (b0, _b1) = unix_pair();
     register_and_fire(&port, &a0);
@@ -87,7 +87,7 @@ fn reused_number_in_one_batch_keeps_first_key() {
 /// turns it on and keeps that key (D15).
 #[test]
 fn reused_number_disable_then_enable_in_one_batch_keeps_disable_key() {
-    let port = port();
+    let port = port_without_the_promise();
     let (a0, _a1) = unix_pair();
     let (b0, _b1) = unix_pair();
     register_and_fire(&port, &a0);
@@ -105,7 +105,7 @@ fn reused_number_disable_then_enable_in_one_batch_keeps_disable_key() {
 #[test]
 fn reused_number_by_another_socket_type_keeps_first_key_in_every_call_shape() {
     for shape in SHAPES {
-        let port = port();
+        let port = port_without_the_promise();
         let (a, _peer) = tcp_pair();
         register_and_fire(&port, &a);
         let num = reuse_number(a, fresh_udp());
@@ -122,7 +122,7 @@ fn reused_number_by_another_socket_type_keeps_first_key_in_every_call_shape() {
 /// second entry's key never appears.
 #[test]
 fn reused_number_delivers_old_queued_packet_once_and_new_packets_with_first_key() {
-    let port = port();
+    let port = port_without_the_promise();
     let (a0, _a1) = unix_pair();
     let (b0, _b1) = unix_pair();
     // Applied without a dequeue: the level packet is queued (collected) and stays queued.

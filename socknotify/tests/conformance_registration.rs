@@ -388,7 +388,7 @@ fn d21_plain_close_drops_registration_without_remove() {
 
 #[test]
 fn d21_plain_close_keeps_an_already_queued_packet_without_remove() {
-    let port = port();
+    let port = port_without_the_promise();
     let (a, _b) = readable_pair();
     assert_eq!(enable(&port, &a, K, Events::IN, Trigger::LEVEL_PERSISTENT), Ok(())); // IN queued
     drop(a);

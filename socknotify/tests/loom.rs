@@ -1,8 +1,11 @@
 //! Loom model of the port's queue and waiter logic (posts, blocking dequeues, hand-off to
 //! the most recent waiter, close). Run with:
 //! `RUSTFLAGS="--cfg loom" cargo test -p socknotify --release --test loom`.
-//! The port has no registrations here, so no thread sleeps in `epoll_wait`: the model covers
-//! the mutex/condition-variable protocol exhaustively, which is where lost wake-ups hide.
+//! The first models have no registrations, so no thread sleeps in the kernel: they cover the
+//! mutex/condition-variable protocol exhaustively, which is where lost wake-ups hide. The
+//! last ones have a registration, so one waiter becomes the poller and sleeps in loom's
+//! model of epoll and the eventfd (`socknotify/src/sys/model.rs`): they cover the poller's
+//! hand-off through the eventfd.
 #![cfg(loom)]
 
 use socknotify::{Completion, CompletionPort, Error};
@@ -79,5 +82,89 @@ fn a_running_thread_that_exits_releases_the_next_waiter() {
         let mut got = vec![a.join().unwrap(), b.join().unwrap()];
         got.sort();
         assert_eq!(got, vec![1, 2]);
+    });
+}
+
+// The poller: with a live registration, one waiter sleeps in the kernel (here loom's model of
+// epoll and the eventfd, `sys/model.rs`) on behalf of all, and is woken through the eventfd.
+
+/// A thread that dequeued counts as running on the port until it dequeues elsewhere or exits
+/// (D23). loom tears thread-locals down after the model's statics, so a thread leaves the
+/// port before it ends, by dequeuing once from a port of its own.
+fn leave_the_port() {
+    let own = CompletionPort::with_concurrency(1).unwrap();
+    let _ = own.dequeue(&mut [Completion::default()], Some(std::time::Duration::ZERO));
+}
+
+/// The poller models have more steps than the others (the kernel wait, the eventfd): they are
+/// explored with at most two preemptions per execution, loom's usual bound for models of this
+/// size (every interleaving with up to two forced context switches, at any points).
+fn model_bounded(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(2);
+    b.check(f);
+}
+
+/// A port with one registration that never becomes ready, so waiters go to the kernel.
+fn port_with_a_quiet_registration(concurrency: u32) -> (CompletionPort, std::net::UdpSocket) {
+    use socknotify::{Events, Registration, Trigger};
+    let port = CompletionPort::with_concurrency(concurrency).unwrap();
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut regs = [Registration::enable(&s, 99, Events::IN, Trigger::LEVEL_PERSISTENT)];
+    port.process(&mut regs, &mut [], Some(std::time::Duration::ZERO)).unwrap();
+    regs[0].result().unwrap();
+    (port, s)
+}
+
+#[test]
+fn a_post_reaches_the_poller_through_the_eventfd() {
+    model_bounded(|| {
+        let (port, _s) = port_with_a_quiet_registration(4);
+        let p2 = port.clone();
+        let t = loom::thread::spawn(move || {
+            let mut out = [Completion::default(); 2];
+            let n = p2.dequeue(&mut out, None).unwrap();
+            leave_the_port();
+            (n, out[0])
+        });
+        port.post(Completion::new(7, 1, 2)).unwrap();
+        assert_eq!(t.join().unwrap(), (1, Completion::new(7, 1, 2)));
+    });
+}
+
+#[test]
+fn a_poller_and_a_sleeper_get_one_post_each() {
+    model_bounded(|| {
+        let (port, _s) = port_with_a_quiet_registration(4);
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let p = port.clone();
+                loom::thread::spawn(move || {
+                    let mut out = [Completion::default(); 1];
+                    p.dequeue(&mut out, None).unwrap();
+                    leave_the_port();
+                    out[0].key()
+                })
+            })
+            .collect();
+        port.post(Completion::new(1, 0, 0)).unwrap();
+        port.post(Completion::new(2, 0, 0)).unwrap();
+        let mut got: Vec<usize> = waiters.into_iter().map(|t| t.join().unwrap()).collect();
+        got.sort();
+        assert_eq!(got, vec![1, 2]);
+    });
+}
+
+#[test]
+fn close_wakes_the_poller_with_abandoned() {
+    model_bounded(|| {
+        let (port, _s) = port_with_a_quiet_registration(4);
+        let p2 = port.clone();
+        let t = loom::thread::spawn(move || p2.dequeue(&mut [Completion::default()], None));
+        port.close();
+        match t.join().unwrap() {
+            Err(Error::Abandoned) | Err(Error::InvalidHandle) => {}
+            other => panic!("expected Abandoned or InvalidHandle, got {other:?}"),
+        }
     });
 }

@@ -526,7 +526,12 @@ fn compare(real: &Real, model: &mut Model, step: usize) -> Result<(), TestCaseEr
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let mut real = Real { port: CompletionPort::new().unwrap(), listener, ours: Vec::new(), peers: Vec::new() };
+    let mut real = Real {
+        port: CompletionPort::builder().closes_through_port(false).build().unwrap(),
+        listener,
+        ours: Vec::new(),
+        peers: Vec::new(),
+    };
     for _ in 0..SOCKETS {
         let (ours, peer) = real.pair(false);
         real.ours.push(Some(ours));

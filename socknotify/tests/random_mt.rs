@@ -589,7 +589,8 @@ fn random_batches_closes_reuses_and_posts_across_threads_keep_every_invariant() 
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
     });
     let secs: f64 = std::env::var("SOCKNOTIFY_RANDOM_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
-    let port = CompletionPort::new().unwrap();
+    // Plain close() and reused numbers break closes_through_port's promise: keep the default.
+    let port = CompletionPort::builder().closes_through_port(false).build().unwrap();
     eprintln!("random_mt: SOCKNOTIFY_SEED={seed} SOCKNOTIFY_RANDOM_SECS={secs} backend {:?}", port.backend());
     let sh = Arc::new(Shared {
         port,

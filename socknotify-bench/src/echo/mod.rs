@@ -1,5 +1,5 @@
 //! The echo scenarios: a TCP echo server written once per mechanism, under one shared,
-//! byte-checked load ([`load`]).
+//! byte-checked load ([`load`](mod@load)).
 //!
 //! * `echo` ([`demo`]): the echo demo's shape, `workers` threads, level-triggered one-shot
 //!   registrations re-armed after each notification.

@@ -48,6 +48,8 @@ pub struct Machine {
     user_rearm: bool,
     /// Registrations with entries applied since the last audit without asking the kernel.
     unverified: usize,
+    /// While reports from a kernel wait are applied: the epoch in which that wait began.
+    reports_since: Option<u64>,
 }
 
 /// How an applied entry learnt that its descriptor still names the registered socket.
@@ -95,6 +97,19 @@ impl Machine {
     /// Registrations whose descriptor's identity an [`audit`](Self::audit) should confirm.
     pub fn unverified(&self) -> usize {
         self.unverified
+    }
+
+    /// The current epoch.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Reports applied from now on come from a kernel wait that began in epoch `began`
+    /// (`None`: from a collection made under the port lock). A level registration re-armed
+    /// since then may be reported from before its re-arm — possible when its kernel watch
+    /// stays armed (user-space re-arms) — so its packet is sampled again when delivered.
+    pub fn set_reports_since(&mut self, began: Option<u64>) {
+        self.reports_since = began;
     }
 
     /// Starts a new epoch: level masks sampled before it are no longer fresh.
@@ -158,15 +173,25 @@ impl Machine {
     }
 
     /// True when applying `op` to `fd` would make the kernel forget readiness it noted but
-    /// that was not collected yet: DISABLE, or ENABLE of an existing edge registration. The
+    /// that was not collected yet: DISABLE, an ENABLE of an enabled registration that is or
+    /// becomes edge-triggered, and with user-space re-arms a filter change or a REMOVE. The
     /// port then collects pending events before applying the batch.
     pub fn keeps_pending_packets(&self, fd: RawFd, op: Option<Operation>) -> bool {
         match op {
             Some(Operation::Disable) => true,
-            Some(Operation::Enable { trigger, .. }) => self.slot_of(fd).is_some_and(|s| {
+            Some(Operation::Enable { events, trigger }) => self.slot_of(fd).is_some_and(|s| {
                 let r = self.reg(s);
-                r.state == RegState::Enabled && (r.trigger.is_edge() || trigger.is_edge())
+                r.state == RegState::Enabled
+                    && (r.trigger.is_edge()
+                        || trigger.is_edge()
+                        // With user-space re-arms an ENABLE that only changes flags collects
+                        // nothing itself, so a level condition the kernel noted under the old
+                        // filter is collected before the filter changes.
+                        || (self.user_rearm && events != r.filter))
             }),
+            Some(Operation::Remove) => {
+                self.user_rearm && self.slot_of(fd).is_some_and(|s| self.reg(s).state == RegState::Enabled)
+            }
             _ => false,
         }
     }
@@ -600,6 +625,7 @@ impl Machine {
         let slot = (token.0 & 0xFFFF_FFFF) as usize;
         let generation = (token.0 >> 32) as u32;
         let epoch = self.epoch;
+        let reports_since = self.reports_since;
         match self.regs.get_mut(slot) {
             Some(Some(r)) if r.generation == generation && r.state == RegState::Enabled => {}
             Some(Some(r))
@@ -632,6 +658,12 @@ impl Machine {
             return;
         }
         let mask = s & eligible;
+        // Reported from before a re-arm made during the wait: not known fresh, so the level
+        // mask is sampled again at delivery (sampled in no epoch).
+        let epoch = match reports_since {
+            Some(began) if r.enabled_epoch > began => 0,
+            _ => epoch,
+        };
         match r.watch {
             Watch::Edge => {
                 // A level registration parked on an edge watch: resume level watching once

@@ -209,7 +209,7 @@ impl Inner {
     pub(super) fn harvest(&self, st: &mut PortState) {
         let mut events = std::mem::take(&mut st.events);
         if let Ok(n) = sys::epoll_wait(&self.epfd, &mut events, Some(Duration::ZERO)) {
-            self.absorb(st, &events[..n], false);
+            self.absorb(st, &events[..n], None);
         }
         st.events = events;
     }
@@ -218,18 +218,24 @@ impl Inner {
     /// eventfd: a signal meant for it must never be consumed by a thread that merely collects
     /// events, or the poller could sleep on with packets in hand. (The eventfd is watched
     /// level-triggered, so an undrained signal keeps waking the poller until it drains it.)
-    pub(super) fn absorb(&self, st: &mut PortState, events: &[sys::EpollEvent], poller: bool) {
+    ///
+    /// `wait_began` is, for the poller, the epoch in which its kernel wait began (the lock
+    /// was released then): a registration re-armed since may have been reported from before
+    /// its re-arm, so the machine samples such a packet again at delivery.
+    pub(super) fn absorb(&self, st: &mut PortState, events: &[sys::EpollEvent], wait_began: Option<u64>) {
         let mut kernel = sys::SysKernel::new(&self.epfd);
+        st.machine.set_reports_since(wait_began);
         for ev in events {
             let (token, revents) = (ev.u64, ev.events);
             if token == WAKE_TOKEN {
-                if poller {
+                if wait_began.is_some() {
                     sys::eventfd_drain(&self.wakefd);
                 }
             } else {
                 st.machine.on_event(Token(token), sys::epoll::readiness(revents), &mut kernel);
             }
         }
+        st.machine.set_reports_since(None);
     }
 }
 

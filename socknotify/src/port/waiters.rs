@@ -213,12 +213,13 @@ impl Inner {
                 if !deferred.mods.is_empty() && self.ring_usable() {
                     self.round(&mut st, buf, remaining, regs, deferred);
                 } else {
+                    let began = st.machine.epoch();
                     st.release();
                     let n = sys::epoll_wait(&self.epfd, buf, remaining);
                     st.reacquire();
                     st.poller = None;
                     if let Ok(n) = n {
-                        self.absorb(&mut st, &buf[..n], true);
+                        self.absorb(&mut st, &buf[..n], Some(began));
                     }
                 }
                 self.audit_if_due(&mut st, deferred.weak);
@@ -247,6 +248,7 @@ impl Inner {
     ) {
         let mods = std::mem::take(&mut deferred.mods);
         let bounded = Some(remaining.map_or(sys::MOD_ROUND_WAIT, |r| r.min(sys::MOD_ROUND_WAIT)));
+        let began = st.machine.epoch();
         st.release();
         let round = self.ring.as_ref().map(|ring| {
             let mut ring = lock(ring);
@@ -261,7 +263,7 @@ impl Inner {
         match round {
             Some(Ok(r)) => {
                 self.repair(st, regs, &mods, &r.failed, deferred.weak);
-                self.absorb(st, &buf[..r.events], true);
+                self.absorb(st, &buf[..r.events], Some(began));
             }
             _ => {
                 let failed = self.apply_mods_now(&mods);

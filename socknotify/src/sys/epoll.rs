@@ -76,6 +76,8 @@ fn epoll_ctl(epfd: &OwnedFd, op: libc::c_int, fd: RawFd, events: u32, data: u64)
 
 /// `EPOLL_CTL_ADD`.
 pub(crate) fn epoll_add(epfd: &OwnedFd, fd: RawFd, events: u32, data: u64) -> io::Result<()> {
+    #[cfg(loom)]
+    super::model::epoll_added(epfd.as_raw_fd(), fd, data);
     epoll_ctl(epfd, libc::EPOLL_CTL_ADD, fd, events, data)
 }
 
@@ -96,8 +98,11 @@ pub(crate) fn event_buffer(len: usize) -> Vec<EpollEvent> {
 
 /// Waits for events; `timeout` `None` waits forever. Returns how many entries of `buf`
 /// were filled (0 on timeout or when interrupted by a signal).
+#[cfg_attr(loom, allow(unreachable_code))]
 pub(crate) fn epoll_wait(epfd: &OwnedFd, buf: &mut [EpollEvent], timeout: Option<Duration>) -> io::Result<usize> {
     count();
+    #[cfg(loom)]
+    return Ok(super::model::epoll_wait(epfd.as_raw_fd(), buf, timeout));
     let ms: libc::c_int = match timeout {
         None => -1,
         // Round up so that a wait never ends before its deadline.

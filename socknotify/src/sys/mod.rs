@@ -22,6 +22,8 @@ mod cast;
 pub(crate) mod epoll;
 mod eventfd;
 mod kernel;
+#[cfg(loom)]
+mod model;
 mod socket;
 mod uring;
 

@@ -25,6 +25,13 @@ pub fn port() -> CompletionPort {
     CompletionPort::new().expect("CompletionPort::new")
 }
 
+/// A port for tests that close registered sockets behind its back (plain `close()`, a
+/// descriptor number reused): they check decision D21's default, so they keep it even when
+/// the suite runs with `SOCKNOTIFY_CLOSES_THROUGH_PORT=1` (whose promise they break).
+pub fn port_without_the_promise() -> CompletionPort {
+    CompletionPort::builder().closes_through_port(false).build().expect("CompletionPort")
+}
+
 // ---------------------------------------------------------------------------------------------
 // Sockets
 
