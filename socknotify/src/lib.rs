@@ -50,6 +50,7 @@
 #![cfg_attr(doc_examples_check, feature(rustdoc_missing_doc_code_examples))]
 #![cfg_attr(doc_examples_check, warn(rustdoc::missing_doc_code_examples))]
 #![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 

@@ -50,6 +50,8 @@ pub struct Machine {
     unverified: usize,
     /// While reports from a kernel wait are applied: the epoch in which that wait began.
     reports_since: Option<u64>,
+    /// The last entry applied was a re-arm in user space (no kernel call).
+    last_in_user_space: bool,
 }
 
 /// How an applied entry learnt that its descriptor still names the registered socket.
@@ -82,6 +84,12 @@ impl Machine {
     /// registration.
     pub fn set_user_rearm(&mut self, on: bool) {
         self.user_rearm = on;
+    }
+
+    /// True when the last entry applied was a re-arm in user space: it asked nothing of the
+    /// kernel (so the port has nothing to collect for it either).
+    pub fn last_in_user_space(&self) -> bool {
+        self.last_in_user_space
     }
 
     /// True when re-arms happen in user space.
@@ -226,6 +234,7 @@ impl Machine {
         kernel: &mut impl Kernel,
         claims: &mut impl Claims,
     ) -> Result<(), RegistrationError> {
+        self.last_in_user_space = false;
         let Some(op) = op else {
             return Err(RegistrationError::InvalidArgument);
         };
@@ -277,6 +286,7 @@ impl Machine {
                 return Ok(());
             }
             Some(Checked::Later) => {
+                self.last_in_user_space = true;
                 let r = self.reg_mut(slot);
                 match &mut r.unverified {
                     Some((_, last)) => *last = op,

@@ -68,12 +68,13 @@ impl CompletionPort {
                     && e.fd().is_some_and(|fd| {
                         st.machine.deferrable(fd, e.operation()) && immediate.binary_search(&fd).is_err()
                     });
-                enabled |= if deferred_here {
+                let this_enabled = if deferred_here {
                     let mut kernel = sys::SysKernel::deferring(&inner.epfd, &mut deferred.mods, i as u64);
                     inner.apply_entry(&mut st, e, &mut kernel, &weak)
                 } else {
                     inner.apply_entry(&mut st, e, &mut sys::SysKernel::new(&inner.epfd), &weak)
                 };
+                enabled |= this_enabled && !st.machine.last_in_user_space();
             }
             inner.note_unverified(&mut st);
             inner.audit_if_due(&mut st, &weak);
@@ -83,11 +84,11 @@ impl CompletionPort {
             }
         }
         if out.is_empty() {
-            if enabled && !st.machine.user_rearm() {
+            if enabled {
                 // Windows queues a level packet at ENABLE: collect it now, so that it is queued
                 // (and survives a close of the socket, D21) even if nobody dequeues for a while.
-                // Under `closes_through_port` every close goes through the port, which collects
-                // first (`forget_registration_raw`), so a re-arm stays free of system calls.
+                // A re-arm in user space (`closes_through_port`) asked nothing of the kernel and
+                // leaves nothing new to collect: it stays free of system calls.
                 inner.harvest(&mut st);
                 inner.dispatch(&mut st);
             }
