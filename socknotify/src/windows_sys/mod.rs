@@ -13,7 +13,8 @@
 //! +use socknotify::windows_sys::Win32::System::IO::*;
 //! ```
 //!
-//! Everything is also available flat (`use socknotify::windows_sys::*`). The types are
+//! (and `windows_sys::core::BOOL` → `socknotify::windows_sys::core::BOOL`). Everything is also
+//! available flat (`use socknotify::windows_sys::*`). The types are
 //! `windows-sys`'s: `completionKey` is a `*mut c_void`, `lpOverlapped` a `*mut OVERLAPPED`,
 //! the `SOCK_NOTIFY_*` constants `u32` (so the struct fields take them with `as _`, as with
 //! `windows-sys`), the `WSAE*` codes `i32` (`WSA_ERROR`, what [`WSAGetLastError`] returns),
@@ -433,8 +434,28 @@ pub mod Win32 {
         pub mod Threading {
             pub use super::super::super::{
                 CreateThread, GetExitCodeThread, WaitForMultipleObjects, WaitForSingleObject, INFINITE,
-                LPTHREAD_START_ROUTINE, MAXIMUM_WAIT_OBJECTS, STACK_SIZE_PARAM_IS_A_RESERVATION, THREAD_CREATION_FLAGS,
+                LPTHREAD_START_ROUTINE, STACK_SIZE_PARAM_IS_A_RESERVATION, THREAD_CREATION_FLAGS,
             };
         }
+
+        /// `Win32::System::SystemServices`: `MAXIMUM_WAIT_OBJECTS`.
+        ///
+        /// ```
+        /// assert_eq!(socknotify::windows_sys::Win32::System::SystemServices::MAXIMUM_WAIT_OBJECTS, 64);
+        /// ```
+        pub mod SystemServices {
+            pub use super::super::super::MAXIMUM_WAIT_OBJECTS;
+        }
     }
+}
+
+/// `windows_sys::core`: `BOOL` (there since `windows-sys` 0.60; older versions have it in
+/// `Win32::Foundation`, where it is too).
+///
+/// ```
+/// let b: socknotify::windows_sys::core::BOOL = socknotify::windows_sys::TRUE;
+/// assert_eq!(b, 1);
+/// ```
+pub mod core {
+    pub use super::BOOL;
 }
