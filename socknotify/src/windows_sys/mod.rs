@@ -235,7 +235,7 @@ macro_rules! from_table {
         #[doc = $doc]
         #[doc = ""]
         #[doc = concat!(
-            "```\nuse socknotify::windows_sys as w;\nlet v: w::", stringify!($ty), " = w::", stringify!($name),
+            "```\nuse socknotify::windows_sys::*;\nlet v: ", stringify!($ty), " = ", stringify!($name),
             ";\nassert_eq!(i64::from(v), i64::from(", $path, "::", stringify!($name), "));\n```"
         )]
         pub const $name: $ty = $table::$name as $ty;
