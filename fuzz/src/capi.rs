@@ -25,6 +25,7 @@
 use socknotify_c as c;
 use socknotify_c::{HANDLE, OVERLAPPED, OVERLAPPED_ENTRY, SOCK_NOTIFY_REGISTRATION};
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::ffi::c_void;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
@@ -160,7 +161,7 @@ impl Run {
             let key = e.lpCompletionKey;
             assert!(self.ports[port].keys.contains(&key), "notification {e:?} with a key never used on this port");
             assert!(!self.dead.contains(&key), "notification {e:?} after REMOVE or port close");
-            assert_eq!((e.lpOverlapped, e.Internal), (0, 0), "D20: {e:?}");
+            assert_eq!((e.lpOverlapped as usize, e.Internal), (0, 0), "D20: {e:?}");
             let m = e.dwNumberOfBytesTransferred;
             assert!(m != 0 && m & !0xC7 == 0, "mask {m:#x}");
             if let Some(a) = self.allowance.get_mut(&key) {
@@ -191,7 +192,7 @@ impl Run {
             let (sock, desc) = self.desc(inp.byte());
             *d = desc;
             r.socket = sock;
-            r.completionKey = self.next_key;
+            r.completionKey = self.next_key as *mut c_void;
             self.next_key += 1;
             r.operation = match inp.byte() % 8 {
                 0 => 0,
@@ -222,7 +223,7 @@ impl Run {
         let overlap = shape & 0x80 != 0 && !reg_null && !ent_null && reg_count > 0;
         let mut entries = [OVERLAPPED_ENTRY {
             lpCompletionKey: 0xAAAA,
-            lpOverlapped: 0xBBBB,
+            lpOverlapped: 0xBBBB as *mut OVERLAPPED,
             Internal: 0xCCCC,
             dwNumberOfBytesTransferred: SENTINEL,
         }; ENTRIES];
@@ -320,10 +321,10 @@ impl Run {
             }
             if r.operation != 0 {
                 // The key may identify packets from this port from now on.
-                self.ports[port].keys.insert(r.completionKey);
+                self.ports[port].keys.insert(r.completionKey as usize);
                 if code == 0 {
                     if let Desc::Sock(s) = descs[i] {
-                        self.key_slot.insert(r.completionKey, s);
+                        self.key_slot.insert(r.completionKey as usize, s);
                     }
                 }
             }
@@ -420,7 +421,7 @@ impl Run {
                         assert_eq!(ok, c::TRUE);
                         self.ports[i].posted.push_back(OVERLAPPED_ENTRY {
                             lpCompletionKey: key,
-                            lpOverlapped: ov as usize,
+                            lpOverlapped: ov,
                             Internal: 0,
                             dwNumberOfBytesTransferred: bytes,
                         });

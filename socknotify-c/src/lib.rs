@@ -3,16 +3,17 @@
 //! plus the thread calls a ported Windows server needs (`CreateThread` and the waits; the
 //! porting headers under `include/socknotify/` map the rest of Winsock onto POSIX sockets).
 //!
+//! The crate only translates: each exported function runs the core's call of the same name in
+//! `socknotify::windows_sys` (the `windows-sys`-shaped Rust surface, which owns the handle
+//! table, the per-thread last error and the pointer checks) inside a panic guard.
+//!
 //! Layout (one concern per file):
 //! - [`api`]: the exported entry points, one file per family;
-//! - `handles`: the handle table (ports and threads; never-reused handle values);
-//! - `errors`: the per-thread last error and the panic guard;
-//! - `ptr`: pointer checks, the only place where raw C pointers become references;
-//! - `thread`: thread objects and waits; `sys`: the two system calls made here;
-//! - [`types`]: Windows' types and constants of this boundary.
+//! - `errors`: the panic guard;
+//! - [`types`]: the types of this boundary (the core's, and the C-only aliases).
 //!
 //! `unsafe` is denied at the crate root and allowed only in `api` (exporting, and calling the
-//! checked conversions of `ptr` under the C caller's contract), `ptr` and `sys`.
+//! core's `unsafe fn`s under the C caller's contract).
 //!
 //! Panics never unwind into C: with `panic = "unwind"` an entry point catches the panic and
 //! fails with [`ERROR_INTERNAL_ERROR`]; with `panic = "abort"` the process aborts. Both
@@ -25,11 +26,6 @@
 
 pub mod api;
 mod errors;
-mod handles;
-#[allow(unsafe_code)]
-mod ptr;
-mod sys;
-mod thread;
 pub mod types;
 
 #[cfg(test)]
@@ -40,12 +36,12 @@ pub use api::psn::*;
 pub use api::sockets::*;
 pub use api::threads::*;
 pub use socknotify::codes::*;
-pub use socknotify::winsock::{
-    INFINITE, INVALID_SOCKET, OVERLAPPED_ENTRY, SOCK_NOTIFY_EVENTS_ALL, SOCK_NOTIFY_EVENT_ERR,
-    SOCK_NOTIFY_EVENT_HANGUP, SOCK_NOTIFY_EVENT_IN, SOCK_NOTIFY_EVENT_OUT, SOCK_NOTIFY_EVENT_REMOVE,
-    SOCK_NOTIFY_OP_DISABLE, SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_OP_NONE, SOCK_NOTIFY_OP_REMOVE,
-    SOCK_NOTIFY_REGISTER_EVENTS_ALL, SOCK_NOTIFY_REGISTER_EVENT_HANGUP, SOCK_NOTIFY_REGISTER_EVENT_IN,
-    SOCK_NOTIFY_REGISTER_EVENT_NONE, SOCK_NOTIFY_REGISTER_EVENT_OUT, SOCK_NOTIFY_REGISTRATION, SOCK_NOTIFY_TRIGGER_ALL,
-    SOCK_NOTIFY_TRIGGER_EDGE, SOCK_NOTIFY_TRIGGER_LEVEL, SOCK_NOTIFY_TRIGGER_ONESHOT, SOCK_NOTIFY_TRIGGER_PERSISTENT,
+pub use socknotify::windows_sys::{
+    INFINITE, INVALID_SOCKET, SOCK_NOTIFY_EVENTS_ALL, SOCK_NOTIFY_EVENT_ERR, SOCK_NOTIFY_EVENT_HANGUP,
+    SOCK_NOTIFY_EVENT_IN, SOCK_NOTIFY_EVENT_OUT, SOCK_NOTIFY_EVENT_REMOVE, SOCK_NOTIFY_OP_DISABLE,
+    SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_OP_NONE, SOCK_NOTIFY_OP_REMOVE, SOCK_NOTIFY_REGISTER_EVENTS_ALL,
+    SOCK_NOTIFY_REGISTER_EVENT_HANGUP, SOCK_NOTIFY_REGISTER_EVENT_IN, SOCK_NOTIFY_REGISTER_EVENT_NONE,
+    SOCK_NOTIFY_REGISTER_EVENT_OUT, SOCK_NOTIFY_TRIGGER_ALL, SOCK_NOTIFY_TRIGGER_EDGE, SOCK_NOTIFY_TRIGGER_LEVEL,
+    SOCK_NOTIFY_TRIGGER_ONESHOT, SOCK_NOTIFY_TRIGGER_PERSISTENT,
 };
 pub use types::*;

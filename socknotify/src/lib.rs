@@ -46,7 +46,10 @@
 //!    system calls;
 //! 2. `sys`: every system call and every `unsafe` block;
 //! 3. the port: [`CompletionPort`] — waiters, the poller, claims;
-//! 4. [`winsock`]: the Windows-shaped front end (`ProcessSocketNotifications`).
+//! 4. the front ends: [`winsock`], the Windows-shaped safe layer
+//!    (`ProcessSocketNotifications` over slices), and [`windows_sys`], the same calls with
+//!    `windows-sys`'s names, types and `unsafe fn` signatures over raw pointers and `HANDLE`s
+//!    (for code ported from `windows-sys`; socknotify-c's C API calls it).
 #![cfg_attr(doc_examples_check, feature(rustdoc_missing_doc_code_examples))]
 #![cfg_attr(doc_examples_check, warn(rustdoc::missing_doc_code_examples))]
 #![deny(unsafe_code)]
@@ -65,6 +68,10 @@ mod machine;
 mod port;
 #[allow(unsafe_code)]
 mod sys;
+// The `windows-sys`-shaped front end declares `unsafe fn`s (that is `unsafe_code` too) and
+// forwards their contracts to the `sys` floor's pointer layer; it dereferences nothing itself.
+#[allow(unsafe_code)]
+pub mod windows_sys;
 pub mod winsock;
 
 pub use abi::codes;

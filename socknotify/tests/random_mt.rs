@@ -283,7 +283,14 @@ impl Worker {
                         _ => self.rng.chance(50),
                     };
                     let arms = usize::from(matches!(op, Op::Enable(..)));
-                    self.log.regs.push(RegRecord { key, oneshot, arms, removed: false, closed_at: None, plain_close: false });
+                    self.log.regs.push(RegRecord {
+                        key,
+                        oneshot,
+                        arms,
+                        removed: false,
+                        closed_at: None,
+                        plain_close: false,
+                    });
                     slot.reg = Some(View { rec: self.log.regs.len() - 1, key, oneshot, remove_pending: false });
                     (ERROR_SUCCESS, op)
                 }

@@ -1,13 +1,10 @@
 //! Completion ports: `CreateIoCompletionPort`, `PostQueuedCompletionStatus`,
-//! `GetQueuedCompletionStatus(Ex)` and `CloseHandle`.
+//! `GetQueuedCompletionStatus(Ex)`, `CloseHandle` and `socknotify_SetPortOptions`, each the
+//! core's `socknotify::windows_sys` call of the same name.
 
-use crate::errors::{fail, guard, guard_or};
-use crate::handles::{self, Object};
-use crate::ptr::{self, Out};
+use super::guard_or;
 use crate::types::*;
-use socknotify::codes::*;
-use socknotify::winsock::{self as ws, OVERLAPPED_ENTRY};
-use socknotify::{Completion, CompletionPort};
+use socknotify::windows_sys as ws;
 use std::ptr::null_mut;
 
 /// `CreateIoCompletionPort`: only the creation form (`FileHandle == INVALID_HANDLE_VALUE`,
@@ -17,24 +14,12 @@ use std::ptr::null_mut;
 pub extern "C" fn CreateIoCompletionPort(
     FileHandle: HANDLE,
     ExistingCompletionPort: HANDLE,
-    _CompletionKey: ULONG_PTR,
+    CompletionKey: ULONG_PTR,
     NumberOfConcurrentThreads: DWORD,
 ) -> HANDLE {
-    guard_or(null_mut(), || {
-        if FileHandle != INVALID_HANDLE_VALUE || !ExistingCompletionPort.is_null() {
-            return fail(ERROR_INVALID_PARAMETER, null_mut());
-        }
-        let port = match CompletionPort::with_concurrency(NumberOfConcurrentThreads) {
-            Ok(p) => p,
-            Err(e) => return fail(e.code(), null_mut()),
-        };
-        match handles::insert(Object::Port(port.clone())) {
-            Some(h) => h,
-            None => {
-                port.close();
-                fail(WSAENOBUFS, null_mut())
-            }
-        }
+    // SAFETY: no pointer is dereferenced (the handles are looked up in the table).
+    guard_or(null_mut(), || unsafe {
+        ws::CreateIoCompletionPort(FileHandle, ExistingCompletionPort, CompletionKey, NumberOfConcurrentThreads)
     })
 }
 
@@ -46,14 +31,9 @@ pub extern "C" fn PostQueuedCompletionStatus(
     dwCompletionKey: ULONG_PTR,
     lpOverlapped: *mut OVERLAPPED,
 ) -> BOOL {
-    guard_or(FALSE, || {
-        let Some(port) = handles::port(CompletionPort) else {
-            return fail(ERROR_INVALID_HANDLE, FALSE);
-        };
-        match port.post(Completion::new(dwCompletionKey, dwNumberOfBytesTransferred, lpOverlapped as usize)) {
-            Ok(()) => TRUE,
-            Err(e) => fail(e.code(), FALSE),
-        }
+    // SAFETY: `lpOverlapped` is never dereferenced (only its address travels).
+    guard_or(FALSE, || unsafe {
+        ws::PostQueuedCompletionStatus(CompletionPort, dwNumberOfBytesTransferred, dwCompletionKey, lpOverlapped)
     })
 }
 
@@ -71,37 +51,17 @@ pub unsafe extern "C" fn GetQueuedCompletionStatus(
     lpOverlapped: *mut *mut OVERLAPPED,
     dwMilliseconds: DWORD,
 ) -> BOOL {
-    // SAFETY: the caller passes each pointer NULL or writable for the call (this fn's contract).
-    let (bytes, key, ov) =
-        unsafe { (Out::new(lpNumberOfBytesTransferred), Out::new(lpCompletionKey), Out::new(lpOverlapped)) };
-    // Every failure writes NULL to *lpOverlapped when that pointer is usable.
-    let failed = |code| {
-        if let Some(ov) = ov {
-            ov.write(null_mut());
-        }
-        fail(code, FALSE)
-    };
-    let run = || {
-        let (Some(bytes), Some(key), Some(ov)) = (bytes, key, ov) else {
-            return failed(ERROR_INVALID_PARAMETER);
-        };
-        let Some(port) = handles::port(CompletionPort) else {
-            return failed(ERROR_INVALID_HANDLE);
-        };
-        let mut one = [Completion::default()];
-        match port.dequeue(&mut one, ws::timeout_from_ms(dwMilliseconds)) {
-            Ok(0) => failed(WAIT_TIMEOUT),
-            Ok(_) => {
-                let c = one[0];
-                bytes.write(c.bytes());
-                key.write(c.key());
-                ov.write(c.overlapped() as *mut OVERLAPPED);
-                TRUE
-            }
-            Err(e) => failed(e.code()),
-        }
-    };
-    guard(run, || failed(ERROR_INTERNAL_ERROR))
+    // SAFETY: forwarded contract (the same as the core call's). A panic after the core wrote
+    // NULL to *lpOverlapped (its first step) leaves it NULL, as any failure does.
+    guard_or(FALSE, || unsafe {
+        ws::GetQueuedCompletionStatus(
+            CompletionPort,
+            lpNumberOfBytesTransferred,
+            lpCompletionKey,
+            lpOverlapped,
+            dwMilliseconds,
+        )
+    })
 }
 
 /// `GetQueuedCompletionStatusEx`: dequeues up to `ulCount` packets. `fAlertable` has no
@@ -118,41 +78,18 @@ pub unsafe extern "C" fn GetQueuedCompletionStatusEx(
     ulCount: ULONG,
     ulNumEntriesRemoved: *mut ULONG,
     dwMilliseconds: DWORD,
-    _fAlertable: BOOL,
+    fAlertable: BOOL,
 ) -> BOOL {
-    guard_or(FALSE, || {
-        let entries_range = ptr::byte_range(lpCompletionPortEntries, ulCount as usize);
-        let count_range = ptr::byte_range(ulNumEntriesRemoved, 1);
-        if ulCount == 0
-            || !ptr::usable(lpCompletionPortEntries, ulCount as usize)
-            || ptr::ranges_overlap(entries_range, count_range)
-        {
-            return fail(ERROR_INVALID_PARAMETER, FALSE);
-        }
-        // SAFETY: the caller passes the count pointer NULL or writable for the call.
-        let Some(removed) = (unsafe { Out::new(ulNumEntriesRemoved) }) else {
-            return fail(ERROR_INVALID_PARAMETER, FALSE);
-        };
-        let Some(port) = handles::port(CompletionPort) else {
-            return fail(ERROR_INVALID_HANDLE, FALSE);
-        };
-        // SAFETY: the caller passes ulCount writable entries for the call; they do not
-        // overlap the count (checked above), and the slice lives only during this call.
-        let Some(entries) = (unsafe { ptr::slice_mut(lpCompletionPortEntries, ulCount as usize) }) else {
-            return fail(ERROR_INVALID_PARAMETER, FALSE);
-        };
-        match port.dequeue(ws::as_completions(entries), ws::timeout_from_ms(dwMilliseconds)) {
-            Ok(0) => {
-                removed.write(0);
-                fail(WAIT_TIMEOUT, FALSE)
-            }
-            Ok(n) => {
-                // n <= ulCount fits a ULONG.
-                removed.write(n as ULONG);
-                TRUE
-            }
-            Err(e) => fail(e.code(), FALSE),
-        }
+    // SAFETY: forwarded contract (the same as the core call's).
+    guard_or(FALSE, || unsafe {
+        ws::GetQueuedCompletionStatusEx(
+            CompletionPort,
+            lpCompletionPortEntries,
+            ulCount,
+            ulNumEntriesRemoved,
+            dwMilliseconds,
+            fAlertable,
+        )
     })
 }
 
@@ -160,38 +97,14 @@ pub unsafe extern "C" fn GetQueuedCompletionStatusEx(
 /// (the thread runs on), and retires the handle.
 #[no_mangle]
 pub extern "C" fn CloseHandle(hObject: HANDLE) -> BOOL {
-    guard_or(FALSE, || match handles::remove(hObject) {
-        Some(Object::Port(port)) => {
-            // Outside the table lock: waking the port's waiters must not contend with it.
-            port.close();
-            TRUE
-        }
-        Some(Object::Thread(t)) => {
-            t.reap();
-            TRUE
-        }
-        None => fail(ERROR_INVALID_HANDLE, FALSE),
-    })
+    // SAFETY: no pointer is dereferenced (the handle is looked up in the table).
+    guard_or(FALSE, || unsafe { ws::CloseHandle(hObject) })
 }
-
-/// `SOCKNOTIFY_PORT_CLOSES_THROUGH_PORT` (see the header).
-pub const SOCKNOTIFY_PORT_CLOSES_THROUGH_PORT: DWORD = 0x1;
 
 /// `socknotify_SetPortOptions`: port options, before the port's first registration (see the
 /// header). Unknown bits, or a port that already had a registration: `ERROR_INVALID_PARAMETER`.
 #[no_mangle]
 pub extern "C" fn socknotify_SetPortOptions(CompletionPort: HANDLE, options: DWORD) -> BOOL {
-    guard_or(FALSE, || {
-        let Some(port) = handles::port(CompletionPort) else {
-            return fail(ERROR_INVALID_HANDLE, FALSE);
-        };
-        if options & !SOCKNOTIFY_PORT_CLOSES_THROUGH_PORT != 0 {
-            return fail(ERROR_INVALID_PARAMETER, FALSE);
-        }
-        match port.set_closes_through_port(options & SOCKNOTIFY_PORT_CLOSES_THROUGH_PORT != 0) {
-            Ok(()) => TRUE,
-            Err(socknotify::Error::InvalidHandle) => fail(ERROR_INVALID_HANDLE, FALSE),
-            Err(_) => fail(ERROR_INVALID_PARAMETER, FALSE),
-        }
-    })
+    // SAFETY: no pointer is dereferenced (the handle is looked up in the table).
+    guard_or(FALSE, || unsafe { ws::socknotify_SetPortOptions(CompletionPort, options) })
 }

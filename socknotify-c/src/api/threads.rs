@@ -1,20 +1,13 @@
 //! Threads for ported programs: `CreateThread`, `WaitForSingleObject`,
-//! `WaitForMultipleObjects` and `GetExitCodeThread` (`CloseHandle` is in [`super::iocp`]).
-//! Thread handles live in the same handle table as ports.
+//! `WaitForMultipleObjects` and `GetExitCodeThread` (`CloseHandle` is in [`super::iocp`]),
+//! each the core's `socknotify::windows_sys` call. Thread handles live in the same handle
+//! table as ports.
 
-use crate::errors::{fail, guard_or};
-use crate::handles::{self, Object};
-use crate::ptr::{self, Out};
-use crate::thread::{self, Thread};
+use super::guard_or;
 use crate::types::*;
-use socknotify::codes::*;
-use socknotify::winsock as ws;
+use socknotify::windows_sys as ws;
 use std::ffi::c_void;
 use std::ptr::null_mut;
-use std::sync::Arc;
-
-/// A thread's start routine: `DWORD WINAPI f(LPVOID)`.
-pub type LPTHREAD_START_ROUTINE = Option<unsafe extern "C" fn(LPVOID) -> DWORD>;
 
 /// `CreateThread`: runs `lpStartAddress(lpParameter)` on a new thread and returns its handle
 /// (NULL with `ERROR_INVALID_PARAMETER` for a NULL routine or a creation flag other than
@@ -28,53 +21,24 @@ pub type LPTHREAD_START_ROUTINE = Option<unsafe extern "C" fn(LPVOID) -> DWORD>;
 /// unwind (no C++ exception may leave it). `lpThreadId` must be NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn CreateThread(
-    _lpThreadAttributes: *mut c_void,
+    lpThreadAttributes: *mut c_void,
     dwStackSize: SIZE_T,
     lpStartAddress: LPTHREAD_START_ROUTINE,
     lpParameter: LPVOID,
     dwCreationFlags: DWORD,
     lpThreadId: *mut DWORD,
 ) -> HANDLE {
-    // SAFETY: the caller passes NULL or a writable DWORD (this fn's contract).
-    let id_out = unsafe { Out::new(lpThreadId) };
-    guard_or(null_mut(), || {
-        let Some(start) = lpStartAddress else {
-            return fail(ERROR_INVALID_PARAMETER, null_mut());
-        };
-        if dwCreationFlags & !STACK_SIZE_PARAM_IS_A_RESERVATION != 0 {
-            return fail(ERROR_INVALID_PARAMETER, null_mut());
-        }
-        // The parameter crosses to the new thread as an address (it is the caller's to share).
-        let param = lpParameter as usize;
-        let body = move || {
-            // SAFETY: the caller promised `start` may be called with this parameter on
-            // another thread (this fn's contract).
-            unsafe { start(param as LPVOID) }
-        };
-        let Some(t) = Thread::spawn(dwStackSize, body) else {
-            return fail(ERROR_NOT_ENOUGH_MEMORY, null_mut());
-        };
-        match handles::insert(Object::Thread(t)) {
-            Some(h) => {
-                if let Some(out) = id_out {
-                    // The handle value / 4: unique, non-zero, and fits a DWORD for 2^32 threads.
-                    out.write((h as usize / 4) as DWORD);
-                }
-                h
-            }
-            None => fail(WSAENOBUFS, null_mut()),
-        }
+    // SAFETY: forwarded contract (the same as the core call's; the attributes are ignored).
+    guard_or(null_mut(), || unsafe {
+        ws::CreateThread(
+            lpThreadAttributes.cast(),
+            dwStackSize,
+            lpStartAddress,
+            lpParameter,
+            dwCreationFlags,
+            lpThreadId,
+        )
     })
-}
-
-/// The thread behind `h`, or the failure code for it (`ERROR_NOT_SUPPORTED` for a port:
-/// waiting on a port handle is not offered; `ERROR_INVALID_HANDLE` for anything else).
-fn thread_of(h: HANDLE) -> Result<Arc<Thread>, u32> {
-    match handles::lookup(h) {
-        Some(Object::Thread(t)) => Ok(t),
-        Some(Object::Port(_)) => Err(ERROR_NOT_SUPPORTED),
-        None => Err(ERROR_INVALID_HANDLE),
-    }
 }
 
 /// `WaitForSingleObject` on a thread handle: `WAIT_OBJECT_0` once the thread has returned,
@@ -82,13 +46,8 @@ fn thread_of(h: HANDLE) -> Result<Arc<Thread>, u32> {
 /// `ERROR_INVALID_HANDLE` (or `ERROR_NOT_SUPPORTED` for a port handle).
 #[no_mangle]
 pub extern "C" fn WaitForSingleObject(hHandle: HANDLE, dwMilliseconds: DWORD) -> DWORD {
-    guard_or(WAIT_FAILED, || match thread_of(hHandle) {
-        Ok(t) => match thread::wait(&[t], true, ws::timeout_from_ms(dwMilliseconds)) {
-            Some(_) => WAIT_OBJECT_0,
-            None => WAIT_TIMEOUT,
-        },
-        Err(code) => fail(code, WAIT_FAILED),
-    })
+    // SAFETY: no pointer is dereferenced (the handle is looked up in the table).
+    guard_or(WAIT_FAILED, || unsafe { ws::WaitForSingleObject(hHandle, dwMilliseconds) })
 }
 
 /// `WaitForMultipleObjects` on thread handles: with `bWaitAll`, `WAIT_OBJECT_0` once all
@@ -107,26 +66,8 @@ pub unsafe extern "C" fn WaitForMultipleObjects(
     bWaitAll: BOOL,
     dwMilliseconds: DWORD,
 ) -> DWORD {
-    guard_or(WAIT_FAILED, || {
-        if nCount == 0 || nCount > MAXIMUM_WAIT_OBJECTS {
-            return fail(ERROR_INVALID_PARAMETER, WAIT_FAILED);
-        }
-        // SAFETY: the caller passes NULL or nCount readable handles (this fn's contract).
-        let Some(hs) = (unsafe { ptr::slice(lpHandles, nCount as usize) }) else {
-            return fail(ERROR_INVALID_PARAMETER, WAIT_FAILED);
-        };
-        let mut threads = Vec::with_capacity(hs.len());
-        for &h in hs {
-            match thread_of(h) {
-                Ok(t) => threads.push(t),
-                Err(code) => return fail(code, WAIT_FAILED),
-            }
-        }
-        match thread::wait(&threads, bWaitAll != FALSE, ws::timeout_from_ms(dwMilliseconds)) {
-            Some(i) => WAIT_OBJECT_0 + i as DWORD,
-            None => WAIT_TIMEOUT,
-        }
-    })
+    // SAFETY: forwarded contract (the same as the core call's).
+    guard_or(WAIT_FAILED, || unsafe { ws::WaitForMultipleObjects(nCount, lpHandles, bWaitAll, dwMilliseconds) })
 }
 
 /// `GetExitCodeThread`: `*lpExitCode` = the start routine's return value, or `STILL_ACTIVE`
@@ -138,18 +79,6 @@ pub unsafe extern "C" fn WaitForMultipleObjects(
 /// `lpExitCode` must be NULL or valid for writing one DWORD.
 #[no_mangle]
 pub unsafe extern "C" fn GetExitCodeThread(hThread: HANDLE, lpExitCode: *mut DWORD) -> BOOL {
-    // SAFETY: the caller passes NULL or a writable DWORD (this fn's contract).
-    let out = unsafe { Out::new(lpExitCode) };
-    guard_or(FALSE, || {
-        let Some(out) = out else {
-            return fail(ERROR_INVALID_PARAMETER, FALSE);
-        };
-        match handles::lookup(hThread) {
-            Some(Object::Thread(t)) => {
-                out.write(t.exit_code().unwrap_or(STILL_ACTIVE));
-                TRUE
-            }
-            _ => fail(ERROR_INVALID_HANDLE, FALSE),
-        }
-    })
+    // SAFETY: forwarded contract (the same as the core call's).
+    guard_or(FALSE, || unsafe { ws::GetExitCodeThread(hThread, lpExitCode) })
 }

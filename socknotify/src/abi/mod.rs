@@ -1,4 +1,5 @@
-//! Floor 0, the vocabulary: Windows' values and layouts ([`windows`]), the one table of result
+//! Floor 0, the vocabulary: Windows' values and layouts ([`windows`], and [`win32`] with the
+//! raw-pointer spelling of the `windows-sys` crate), the one table of result
 //! codes ([`codes`]), and the safe value types built on them — [`Events`], [`Trigger`],
 //! [`Completion`], [`Registration`], [`Operation`] — and the errors.
 //!
@@ -9,6 +10,7 @@ mod completion;
 mod error;
 mod events;
 mod registration;
+pub mod win32;
 pub mod windows;
 
 pub use completion::Completion;

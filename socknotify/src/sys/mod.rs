@@ -8,7 +8,10 @@
 //! - `socket`: socket probes (identity, kind, TCP counters, a non-blocking `poll`);
 //! - `uring`: the io_uring round (re-arms and the wait in one system call);
 //! - `kernel`: the adapter that implements the machine's [`Kernel`](crate::machine::Kernel);
-//! - `cast`: the one layout cast between `OVERLAPPED_ENTRY` and `Completion`.
+//! - `cast`: the layout casts between Windows' arrays and the port's types (`OVERLAPPED_ENTRY`
+//!   as `Completion`; `windows-sys`'s raw-pointer spellings as the `usize` ones);
+//! - `ptr`: the checks that turn a caller's raw pointers into references (the
+//!   [`windows_sys`](crate::windows_sys) front end, and through it the C API).
 //!
 //! Each function is a thin, safe wrapper that turns a failure into `io::Error`. Nothing above
 //! this module calls `libc` or writes `unsafe` (the crate root denies `unsafe_code`; only this
@@ -24,13 +27,15 @@ mod eventfd;
 mod kernel;
 #[cfg(loom)]
 mod model;
+pub(crate) mod ptr;
 mod socket;
 mod uring;
 
-pub(crate) use cast::completions_mut;
+pub(crate) use cast::{completions_mut, entries_mut, registrations_mut};
 pub(crate) use epoll::{epoll_add, epoll_create, epoll_mod, epoll_wait, event_buffer, EpollEvent};
 pub(crate) use eventfd::{eventfd, eventfd_drain, eventfd_signal};
 pub(crate) use kernel::SysKernel;
+pub(crate) use socket::{close_raw, is_open_socket, CloseError};
 pub(crate) use uring::{ring_new, Mod, Ring, MAX_RING_MODS, MOD_ROUND_WAIT};
 
 /// System calls made through this module, counted per thread so that counting shares no

@@ -115,6 +115,42 @@ pub(crate) fn tcp_never_connected(fd: RawFd) -> bool {
     }
 }
 
+/// Whether `fd` is an open descriptor of a socket (`fstat`: any socket, whatever its family).
+pub(crate) fn is_open_socket(fd: RawFd) -> bool {
+    if fd < 0 {
+        return false;
+    }
+    let mut st = MaybeUninit::<libc::stat>::zeroed();
+    // SAFETY: fstat only writes into `st`, a buffer we own, whatever `fd` is.
+    let rc = unsafe { libc::fstat(fd, st.as_mut_ptr()) };
+    // SAFETY: zeroed is a valid `stat` (plain integers), and fstat wrote a whole one if rc == 0.
+    rc == 0 && (unsafe { st.assume_init() }.st_mode & libc::S_IFMT) == libc::S_IFSOCK
+}
+
+/// Why [`close_raw`] failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CloseError {
+    /// `EBADF`: not an open descriptor.
+    NotOpen,
+    /// Another error (`EIO` and the like); Linux released the descriptor anyway.
+    Failed,
+}
+
+/// `close(fd)` of a descriptor no Rust object owns (`closesocket`: the caller hands it over).
+/// An interrupted close counts as done: Linux releases the descriptor even then.
+pub(crate) fn close_raw(fd: RawFd) -> Result<(), CloseError> {
+    // SAFETY: closing a descriptor that its owner hands over (closesocket's contract); no Rust
+    // object owns it, so nothing else will close or use it as its own.
+    if unsafe { libc::close(fd) } == 0 {
+        return Ok(());
+    }
+    match io::Error::last_os_error().raw_os_error() {
+        Some(libc::EINTR) => Ok(()),
+        Some(libc::EBADF) => Err(CloseError::NotOpen),
+        _ => Err(CloseError::Failed),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +208,18 @@ mod tests {
         assert_eq!(socket_info(r.as_raw_fd()), Err(NotSocket::Other));
         assert_eq!(socket_info(-1), Err(NotSocket::Closed));
         assert_eq!(socket_info(1_000_000), Err(NotSocket::Closed));
+    }
+
+    #[test]
+    fn open_sockets_are_told_apart_and_closed() {
+        use std::os::fd::IntoRawFd;
+        let (r, _w) = std::io::pipe().unwrap();
+        assert!(!is_open_socket(r.as_raw_fd()));
+        assert!(!is_open_socket(-1));
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().into_raw_fd();
+        assert!(is_open_socket(s));
+        assert_eq!(close_raw(s), Ok(()));
+        assert_eq!(close_raw(s), Err(CloseError::NotOpen));
     }
 
     #[test]

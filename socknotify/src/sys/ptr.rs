@@ -1,10 +1,12 @@
-//! Pointer checks: the only place where the C caller's raw pointers become Rust references.
+//! Pointer checks: the only place where a caller's raw pointers become Rust references.
 //!
-//! Every pointer an entry point receives is checked here (NULL, alignment, a byte range that
-//! does not wrap the address space, overlap with the other arrays of the call) before it is
-//! used, so what Rust sees is a valid `&`/`&mut` or an [`Out`] slot. What cannot be checked
-//! (that the memory is really there and not shared with another thread) is the C caller's
-//! contract, stated in each entry point's `# Safety` section and in the header.
+//! Every pointer a [`windows_sys`](crate::windows_sys) call receives (and so every pointer a
+//! C program passes to socknotify-c, which calls them) is checked here (NULL, alignment, a
+//! byte range that does not wrap the address space; the callers check overlap with the other
+//! arrays of the call with [`byte_range`] and [`ranges_overlap`]) before it is used, so what
+//! Rust sees is a valid `&`/`&mut` or an [`Out`] slot. What cannot be checked (that the memory
+//! is really there and not shared with another thread) is the caller's contract, stated in
+//! each call's `# Safety` section and in the C header.
 
 use std::mem::size_of;
 

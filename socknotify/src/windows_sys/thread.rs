@@ -1,8 +1,8 @@
-//! Thread objects behind `CreateThread` handles: a std thread running the C start routine,
+//! Thread objects behind `CreateThread` handles: a std thread running the start routine,
 //! its exit code, and waits with a timeout on one or several of them.
 //!
 //! Lock: `EXITS` (one process-wide mutex and condition variable) guards nothing but the
-//! "has exited" transition, so a waiter cannot miss it; it is never held while C code runs
+//! "has exited" transition, so a waiter cannot miss it; it is never held while a start routine runs
 //! or while a thread is joined.
 
 use std::sync::atomic::{AtomicU64, Ordering};

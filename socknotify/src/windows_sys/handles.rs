@@ -1,4 +1,5 @@
-//! The handle table: the objects a C `HANDLE` names (completion ports and threads).
+//! The handle table: the objects a `HANDLE` names (completion ports and threads), one per
+//! process, shared by the Rust calls of [`crate::windows_sys`] and the C API that calls them.
 //!
 //! Handle values are multiples of 4 (as on Windows), start at 4 and are never reused, so a
 //! handle is never NULL nor `INVALID_HANDLE_VALUE`, and a stale or garbage handle finds
@@ -7,9 +8,9 @@
 //! Lock: one process-wide `RwLock`, held only to look up, insert or remove an entry (never
 //! across a wait, a port call or a join: lookups hand out clones).
 
-use crate::thread::Thread;
-use crate::types::{HANDLE, INVALID_HANDLE_VALUE};
-use socknotify::CompletionPort;
+use super::thread::Thread;
+use crate::abi::win32::HANDLE;
+use crate::port::CompletionPort;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -51,7 +52,7 @@ pub(crate) fn port(h: HANDLE) -> Option<CompletionPort> {
 /// Adds `object` under a new handle; `None` when the handle space is exhausted.
 pub(crate) fn insert(object: Object) -> Option<HANDLE> {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    let value = id.checked_mul(HANDLE_STRIDE).filter(|v| *v != INVALID_HANDLE_VALUE as usize)?;
+    let value = id.checked_mul(HANDLE_STRIDE).filter(|v| *v != usize::MAX)?;
     write().insert(value, object);
     Some(value as HANDLE)
 }
