@@ -50,10 +50,15 @@ pub(crate) struct Inner {
 pub(super) struct Waiter {
     pub id: u64,
     pub capacity: usize,
-    /// Packets handed to this thread (valid once `served`).
+    /// Packets handed to this thread by another one (valid once `served`, unless `direct`).
     pub buf: Vec<Completion>,
     pub served: Option<usize>,
-    pub cv: Arc<Condvar>,
+    /// The thread served itself, straight into its caller's array (no copy through `buf`).
+    pub direct: bool,
+    /// Created the first time the thread sleeps on a condition variable (a thread that only
+    /// ever waits in the kernel, as the poller, never needs one). Whenever the waiter is
+    /// not the poller and the port lock is free, it is set.
+    pub cv: Option<Arc<Condvar>>,
 }
 
 /// What the port lock protects.
