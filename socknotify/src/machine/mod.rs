@@ -119,8 +119,13 @@ impl Machine {
     /// Makes room for `regs` new registrations and `packets` more packets, or fails
     /// without changing anything (decision D4: out of memory → `WSAENOBUFS`).
     pub fn reserve(&mut self, regs: usize, packets: usize) -> Result<(), std::collections::TryReserveError> {
-        self.regs.try_reserve(regs)?;
-        self.generations.try_reserve(regs)?;
+        if regs > 0 {
+            self.regs.try_reserve(regs)?;
+            self.generations.try_reserve(regs)?;
+        }
+        if self.fifo.capacity() - self.fifo.len() >= packets + regs {
+            return Ok(());
+        }
         self.fifo.try_reserve(packets + regs)
     }
 

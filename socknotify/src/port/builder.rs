@@ -149,6 +149,7 @@ impl Builder {
                     m
                 },
                 waiters: Vec::new(),
+                spare_bufs: Vec::new(),
                 poller: None,
                 running: 0,
                 events: sys::event_buffer(256),

@@ -67,6 +67,8 @@ pub(super) struct PortState {
     pub machine: Machine,
     /// Blocked threads, oldest first (the last unserved one is served first).
     pub waiters: Vec<Waiter>,
+    /// Buffers of waiters that left, for the next ones (no allocation per hand-off).
+    pub spare_bufs: Vec<Vec<Completion>>,
     /// The waiter sleeping in the kernel (`epoll_wait` or an io_uring round).
     pub poller: Option<u64>,
     /// Threads that returned from a dequeue on this port and are not back in one (D23).
@@ -123,6 +125,9 @@ impl Locked<'_> {
     /// Releases the lock and makes the pending wake-ups.
     pub fn release(&mut self) {
         let Some(mut g) = self.guard.take() else { return };
+        if g.wakes.is_empty() && !g.wake_poller {
+            return; // nothing to wake: just unlock
+        }
         let wakes = std::mem::take(&mut g.wakes);
         let poller = std::mem::replace(&mut g.wake_poller, false);
         drop(g);

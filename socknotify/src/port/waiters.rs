@@ -44,9 +44,25 @@ mod association {
         pub(super) static EVENTS: std::cell::Cell<Vec<crate::sys::EpollEvent>> = std::cell::Cell::new(Vec::new());
         /// This thread's waiter id (0: not drawn yet).
         pub(super) static WAITER_ID: std::cell::Cell<u64> = std::cell::Cell::new(0);
+        /// This thread's condition variable (see `thread_condvar`).
+        pub(super) static CONDVAR: std::cell::OnceCell<std::sync::Arc<super::Condvar>> = std::cell::OnceCell::new();
     }
 }
-use association::{ASSOCIATION, EVENTS, WAITER_ID};
+use association::{ASSOCIATION, CONDVAR, EVENTS, WAITER_ID};
+
+/// A waiter's buffer goes back to the port's spares (a few are kept).
+fn recycle(st: &mut PortState, buf: Vec<Completion>) {
+    if buf.capacity() > 0 && st.spare_bufs.len() < 8 {
+        st.spare_bufs.push(buf);
+    }
+}
+
+/// This thread's condition variable, made once and reused by all its waits (a thread is at
+/// most one waiter at a time). A wake-up meant for an earlier wait that lands on a later one
+/// is a spurious wake-up, which the waiter's loop absorbs (it checks `served` under the lock).
+fn thread_condvar() -> Arc<Condvar> {
+    CONDVAR.with(|c| c.get_or_init(|| Arc::new(Condvar::new())).clone())
+}
 
 /// This thread's waiter id, unique in the process: a thread is at most one waiter at a time,
 /// and nothing keeps a waiter's id once it left (`PortState::poller` is cleared when its
@@ -203,7 +219,8 @@ impl Inner {
             return (st, Ok(0));
         }
         let id = waiter_id();
-        st.waiters.push(Waiter { id, capacity: out.len(), buf: Vec::new(), served: None, direct: false, cv: None });
+        let buf = st.spare_bufs.pop().unwrap_or_default();
+        st.waiters.push(Waiter { id, capacity: out.len(), buf, served: None, direct: false, cv: None });
         let mut events: Vec<sys::EpollEvent> = EVENTS.with(|e| e.take());
         let result = loop {
             let i = st.waiters.iter().rposition(|w| w.id == id).expect("own waiter entry");
@@ -212,12 +229,25 @@ impl Inner {
                 if !w.direct {
                     out[..n].copy_from_slice(&w.buf[..n]);
                 }
+                recycle(&mut st, w.buf);
                 // The dispatcher counted us as running; the caller counts us again.
                 st.running -= 1;
+                // Packets queued since the hand-off found no other waiter to take them (the
+                // dispatcher runs after every change): this thread, running now, takes them
+                // as its next call would, in the same return.
+                let mut n = n;
+                if n < out.len() && st.machine.queued() > 0 {
+                    let mut kernel = sys::SysKernel::new(&self.epfd);
+                    let more =
+                        st.machine.deliver(&mut out[n..], &mut kernel, &mut PortClaims { port: self.id, owner: &weak });
+                    st.counters.delivered += more as u64;
+                    n += more;
+                }
                 break Ok(n);
             }
             if st.closed {
-                st.waiters.remove(i);
+                let w = st.waiters.remove(i);
+                recycle(&mut st, w.buf);
                 break Err(Error::Abandoned);
             }
             let remaining = match deadline {
@@ -225,7 +255,8 @@ impl Inner {
                 Some(d) => match d.checked_duration_since(Instant::now()) {
                     Some(r) if !r.is_zero() => Some(r),
                     _ => {
-                        st.waiters.remove(i);
+                        let w = st.waiters.remove(i);
+                        recycle(&mut st, w.buf);
                         break Ok(0);
                     }
                 },
@@ -264,7 +295,7 @@ impl Inner {
                 self.audit_if_due(&mut st, deferred.weak);
                 self.dispatch_as(&mut st, Some((id, &mut *out)));
             } else {
-                let cv = st.waiters[i].cv.get_or_insert_with(|| Arc::new(Condvar::new())).clone();
+                let cv = st.waiters[i].cv.get_or_insert_with(thread_condvar).clone();
                 st.wait(&cv, remaining);
             }
         };
