@@ -26,11 +26,28 @@ use record::{Reg, Watch};
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
 
-/// One FIFO entry.
+/// One FIFO entry: a posted packet, or a registration's notification (its slot in `key`, its
+/// generation in `bytes`). 32 bytes, a `Completion`'s size: the kind rides in the padding, so
+/// that a FIFO of posts moves no more memory than a queue of `Completion`s.
 #[derive(Clone, Copy, Debug)]
-enum Packet {
-    Posted(Completion),
-    Notify { slot: u32, generation: u32 },
+struct Packet {
+    key: usize,
+    overlapped: usize,
+    internal: usize,
+    bytes: u32,
+    notify: bool,
+}
+
+const _: () = assert!(std::mem::size_of::<Packet>() == 32);
+
+impl Packet {
+    fn posted(c: Completion) -> Packet {
+        Packet { key: c.key(), overlapped: c.overlapped(), internal: c.internal(), bytes: c.bytes(), notify: false }
+    }
+
+    fn notify(slot: u32, generation: u32) -> Packet {
+        Packet { key: slot as usize, overlapped: 0, internal: 0, bytes: generation, notify: true }
+    }
 }
 
 /// The registrations and packet queue of one port.
@@ -563,7 +580,7 @@ impl Machine {
         r.published = bits;
         r.sampled = epoch;
         let generation = r.generation;
-        self.fifo.push_back(Packet::Notify { slot: slot as u32, generation });
+        self.fifo.push_back(Packet::notify(slot as u32, generation));
     }
 
     /// Drops a registration without a REMOVE packet (closed socket, D21; closed port, D6).
@@ -657,7 +674,7 @@ impl Machine {
 
     /// Queues a posted packet (D24: never interpreted).
     pub fn queue_posted(&mut self, c: Completion) {
-        self.fifo.push_back(Packet::Posted(c));
+        self.fifo.push_back(Packet::posted(c));
     }
 
     /// One epoll event for `token` with `revents`: apply the trigger rules (spec §4.2).
@@ -772,10 +789,10 @@ impl Machine {
     }
 
     fn deliver_one(&mut self, p: Packet, kernel: &mut impl Kernel, claims: &mut impl Claims) -> Option<Completion> {
-        let (slot, generation) = match p {
-            Packet::Posted(c) => return Some(c),
-            Packet::Notify { slot, generation } => (slot as usize, generation),
-        };
+        if !p.notify {
+            return Some(Completion::with_internal(p.key, p.bytes, p.overlapped, p.internal));
+        }
+        let (slot, generation) = (p.key, p.bytes);
         let epoch = self.epoch;
         let r = self.regs.get_mut(slot)?.as_mut()?;
         if r.generation != generation {

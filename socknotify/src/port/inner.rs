@@ -42,6 +42,9 @@ pub(crate) struct Inner {
     pub(super) ring: Option<Mutex<sys::Ring>>,
     /// The ring failed in a way that leaves it unusable; the port goes on with plain epoll.
     pub(super) ring_broken: AtomicBool,
+    /// The fewest re-arms a call carries in the ring (the per-batch choice; 1 when io_uring
+    /// was asked for by name).
+    pub(super) ring_min_mods: usize,
     pub(super) concurrency: usize,
     pub(super) state: Mutex<PortState>,
 }
