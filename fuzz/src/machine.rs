@@ -25,9 +25,7 @@
 //! - `live() <= registrations()`, both at least the model's counts; after `clear` all zero;
 //! - liveness for LEVEL|PERSISTENT: a registration whose socket plainly holds a filtered
 //!   condition gets a packet when the port settles (harvest + drain, twice).
-use socknotify::machine::{
-    Claims, Interest as Watch, Kernel, Machine, Readiness, SocketInfo, SocketKind, TcpCounters, Token,
-};
+use socknotify::machine::{Claims, Interest as Watch, Kernel, Machine, Readiness, SocketKind, TcpCounters, Token};
 use socknotify::{Completion, Events, Operation, RegistrationError, Trigger};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::os::fd::RawFd;
@@ -177,11 +175,14 @@ impl FakeKernel<'_> {
 }
 
 impl Kernel for FakeKernel<'_> {
-    fn socket_info(&mut self, fd: RawFd) -> Result<SocketInfo, RegistrationError> {
+    fn identify(&mut self, fd: RawFd) -> Result<u64, RegistrationError> {
         match self.sock(fd) {
-            Some(s) if s.socket => Ok(SocketInfo { cookie: s.cookie, kind: SocketKind { stream: s.stream } }),
+            Some(s) if s.socket => Ok(s.cookie),
             _ => Err(RegistrationError::NotASocket),
         }
+    }
+    fn kind(&mut self, fd: RawFd) -> Option<SocketKind> {
+        self.sock(fd).filter(|s| s.socket).map(|s| SocketKind { stream: s.stream })
     }
     fn cookie(&mut self, fd: RawFd) -> Option<u64> {
         self.current_cookie(fd)
@@ -243,6 +244,9 @@ impl Kernel for FakeKernel<'_> {
         // poll(POLLIN|POLLOUT|POLLRDHUP) of a descriptor that names another file is still an
         // answer; the cookie check is the caller's contract.
         (s.socket && s.cookie == cookie).then_some(readiness_of(s.revents))
+    }
+    fn poll(&mut self, fd: RawFd) -> Option<Readiness> {
+        self.sock(fd).map(|s| readiness_of(s.revents))
     }
     fn never_connected(&mut self, fd: RawFd) -> bool {
         self.sock(fd).is_some_and(|s| s.tcp && s.never_connected)

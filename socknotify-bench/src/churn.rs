@@ -20,7 +20,7 @@ pub fn rep(mech: Mech, socks: &[OwnedFd]) -> Res<Vec<f64>> {
         Mech::Epoll => epoll(&fds)?,
         Mech::Mio => mio_(&fds)?,
         Mech::Polling => polling_(&fds)?,
-        Mech::Socknotify | Mech::SnEpoll => socknotify_(mech, socks)?,
+        Mech::Socknotify | Mech::SnEpoll | Mech::SnCtp => socknotify_(mech, socks)?,
         _ => return Err(format!("{} does not register sockets", mech.name())),
     };
     let n = socks.len() as f64;
@@ -114,7 +114,7 @@ fn socknotify_(mech: Mech, srv: &[OwnedFd]) -> Res<(u64, u64)> {
 
 pub fn scenario(o: &Opts) -> (Table, Vec<String>) {
     let ns = o.ns.clone().unwrap_or_else(|| if o.quick { vec![1024] } else { vec![1024, 10_000] });
-    let mechs = o.pick(&[Mech::Epoll, Mech::Socknotify, Mech::SnEpoll, Mech::Mio, Mech::Polling]);
+    let mechs = o.pick(&[Mech::Epoll, Mech::Socknotify, Mech::SnEpoll, Mech::SnCtp, Mech::Mio, Mech::Polling]);
     let mut cells = Vec::new();
     let mut errors = Vec::new();
     for n in ns {
@@ -156,7 +156,7 @@ mod tests {
     #[test]
     fn every_mechanism_registers_and_removes() {
         let socks = Pairs::idle_sockets(PairKind::Unix, 1100).unwrap();
-        for m in [Mech::Epoll, Mech::Mio, Mech::Polling, Mech::Socknotify, Mech::SnEpoll] {
+        for m in [Mech::Epoll, Mech::Mio, Mech::Polling, Mech::Socknotify, Mech::SnEpoll, Mech::SnCtp] {
             let v = rep(m, &socks).unwrap_or_else(|e| panic!("{}: {e}", m.name()));
             assert!(v[0] > 0.0, "{}: {v:?}", m.name());
         }

@@ -39,7 +39,7 @@ pub fn usage() -> ! {
          \x20                       [--conns LIST] [--workers LIST] [--requests M] [--posts P] [--batch B]\n\
          \x20                       [--tcp] [--wall] [SCENARIO]...\n\
          scenarios (default: all, in this order): {}\n\
-         --mech: a comma-separated subset of epoll,socknotify,sn-epoll,mio,polling (each scenario's\n\
+         --mech: a comma-separated subset of epoll,socknotify,sn-epoll,sn-ctp,mio,polling (each scenario's\n\
          \x20       reference -- no mechanism, epoll floor, queue+eventfd, eventfd -- always runs)\n\
          LISTs are comma-separated numbers; see socknotify-bench/README.md",
         SCENARIOS.join(" ")

@@ -142,7 +142,7 @@ pub fn rep(mech: Mech, socks: &[OwnedFd]) -> Res<Vec<f64>> {
             drop(poller);
             (b, w.bytes())
         }
-        Mech::Socknotify | Mech::SnEpoll => {
+        Mech::Socknotify | Mech::SnEpoll | Mech::SnCtp => {
             let port = mech.port(0)?;
             let w1 = Window::open();
             for (base, chunk) in socks.chunks(BATCH).enumerate() {
@@ -180,7 +180,7 @@ pub fn rep(mech: Mech, socks: &[OwnedFd]) -> Res<Vec<f64>> {
 
 pub fn scenario(o: &Opts) -> (Table, Vec<String>) {
     let n = o.ns.as_ref().and_then(|v| v.last().copied()).unwrap_or(if o.quick { 1000 } else { 10_000 });
-    let mechs = o.pick(&[Mech::Epoll, Mech::Socknotify, Mech::SnEpoll, Mech::Mio, Mech::Polling]);
+    let mechs = o.pick(&[Mech::Epoll, Mech::Socknotify, Mech::SnEpoll, Mech::SnCtp, Mech::Mio, Mech::Polling]);
     let mut errors = Vec::new();
     let mut cells = Vec::new();
     match Pairs::idle_sockets(o.kind, n) {
@@ -223,7 +223,7 @@ mod tests {
     #[test]
     fn every_mechanism_is_measured() {
         let socks = Pairs::idle_sockets(PairKind::Unix, 300).unwrap();
-        for m in [Mech::Epoll, Mech::Mio, Mech::Polling, Mech::Socknotify, Mech::SnEpoll] {
+        for m in [Mech::Epoll, Mech::Mio, Mech::Polling, Mech::Socknotify, Mech::SnEpoll, Mech::SnCtp] {
             let v = rep(m, &socks).unwrap_or_else(|e| panic!("{}: {e}", m.name()));
             assert!(v[0].is_finite(), "{}: {v:?}", m.name());
         }

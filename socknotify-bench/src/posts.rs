@@ -104,7 +104,7 @@ impl Chan {
 pub fn rep(mech: Mech, n: u64) -> Res<Vec<f64>> {
     let chan = Arc::new(match mech {
         Mech::Queue => Chan::Queue(Queue { q: Mutex::new((VecDeque::new(), false)), efd: EventFd::new()? }),
-        Mech::Socknotify | Mech::SnEpoll => Chan::Port(mech.port(0)?),
+        Mech::Socknotify | Mech::SnEpoll | Mech::SnCtp => Chan::Port(mech.port(0)?),
         _ => return Err(format!("{} has no posts channel", mech.name())),
     });
     let cpus = sys::cpus();
@@ -166,7 +166,7 @@ fn consume(chan: &Chan, n: u64, start: &Barrier, sn: bool) -> Res<(f64, u64, u64
 
 pub fn scenario(o: &Opts) -> (Table, Vec<String>) {
     let n = o.posts.unwrap_or(if o.quick { 100_000 } else { 2_000_000 });
-    let mechs = o.pick(&[Mech::Queue, Mech::Socknotify, Mech::SnEpoll]);
+    let mechs = o.pick(&[Mech::Queue, Mech::Socknotify, Mech::SnEpoll, Mech::SnCtp]);
     let series = interleave(&format!("posts n={n}"), &mechs, o.reps, |m, _| rep(m, n));
     let cell = Cell { params: vec![group(n as i64)], series };
     let errors = cell.errors("posts");
@@ -192,7 +192,7 @@ mod tests {
 
     #[test]
     fn every_packet_arrives_once_in_order() {
-        for m in [Mech::Queue, Mech::Socknotify, Mech::SnEpoll] {
+        for m in [Mech::Queue, Mech::Socknotify, Mech::SnEpoll, Mech::SnCtp] {
             let v = rep(m, 20_000).unwrap_or_else(|e| panic!("{}: {e}", m.name()));
             assert!(v[0] > 0.0, "{}: {v:?}", m.name());
         }

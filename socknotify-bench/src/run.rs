@@ -34,6 +34,9 @@ pub enum Mech {
     Socknotify,
     /// socknotify forced onto plain epoll system calls (`Backend::Epoll`).
     SnEpoll,
+    /// socknotify (default backend) built with `Builder::closes_through_port(true)`: re-arms
+    /// in user space.
+    SnCtp,
     Mio,
     Polling,
     /// A mutex-protected queue plus an eventfd (the reference of `posts`).
@@ -44,7 +47,8 @@ pub enum Mech {
 
 impl Mech {
     /// The mechanisms `--mech` selects from (the references always run).
-    pub const SELECTABLE: [Mech; 5] = [Mech::Epoll, Mech::Socknotify, Mech::SnEpoll, Mech::Mio, Mech::Polling];
+    pub const SELECTABLE: [Mech; 6] =
+        [Mech::Epoll, Mech::Socknotify, Mech::SnEpoll, Mech::SnCtp, Mech::Mio, Mech::Polling];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -53,6 +57,7 @@ impl Mech {
             Mech::Epoll => "epoll",
             Mech::Socknotify => "socknotify",
             Mech::SnEpoll => "sn-epoll",
+            Mech::SnCtp => "sn-ctp",
             Mech::Mio => "mio",
             Mech::Polling => "polling",
             Mech::Queue => "queue+eventfd",
@@ -72,7 +77,7 @@ impl Mech {
     }
 
     pub fn is_socknotify(self) -> bool {
-        matches!(self, Mech::Socknotify | Mech::SnEpoll)
+        matches!(self, Mech::Socknotify | Mech::SnEpoll | Mech::SnCtp)
     }
 
     /// The system calls this mechanism made so far, as far as the calling thread can tell:
@@ -94,7 +99,14 @@ impl Mech {
 
     /// A port for this socknotify variant, with the given concurrency (0: processors).
     pub fn port(self, concurrency: u32) -> Res<CompletionPort> {
-        ctx(CompletionPort::builder().backend(self.backend()).concurrency(concurrency).build(), "CompletionPort::build")
+        ctx(
+            CompletionPort::builder()
+                .backend(self.backend())
+                .concurrency(concurrency)
+                .closes_through_port(self == Mech::SnCtp)
+                .build(),
+            "CompletionPort::build",
+        )
     }
 }
 

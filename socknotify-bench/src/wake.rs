@@ -155,7 +155,7 @@ fn make_chan(mech: Mech) -> Res<Chan> {
             let ev = polling::Events::with_capacity(std::num::NonZeroUsize::new(64).unwrap());
             (Box::new(PollingSig(p.clone(), seq.clone())), Box::new(PollingWait(p, seq, ev)))
         }
-        Mech::Socknotify | Mech::SnEpoll => {
+        Mech::Socknotify | Mech::SnEpoll | Mech::SnCtp => {
             let port = mech.port(0)?;
             (Box::new(SnSig(port.clone())), Box::new(SnWait(port, [Completion::default()])))
         }
@@ -214,7 +214,8 @@ pub fn scenario(o: &Opts) -> (Table, Vec<String>) {
     let n = if o.quick { 1_000 } else { 5_000 };
     let cpus = sys::cpus();
     let (c0, c1) = (cpus[0], *cpus.get(1).unwrap_or(&cpus[0]));
-    let mechs = o.pick(&[Mech::EventFd, Mech::Epoll, Mech::Socknotify, Mech::SnEpoll, Mech::Mio, Mech::Polling]);
+    let mechs =
+        o.pick(&[Mech::EventFd, Mech::Epoll, Mech::Socknotify, Mech::SnEpoll, Mech::SnCtp, Mech::Mio, Mech::Polling]);
     let series = interleave("wake", &mechs, o.reps, |m, _| {
         let one = pingpong(m, n, 100, (c0, c0))?;
         let two = pingpong(m, n, 100, (c0, c1))?;
@@ -249,7 +250,7 @@ mod tests {
     #[test]
     fn every_mechanism_wakes_the_other_thread() {
         let c = sys::cpus();
-        for m in [Mech::EventFd, Mech::Epoll, Mech::Mio, Mech::Polling, Mech::Socknotify, Mech::SnEpoll] {
+        for m in [Mech::EventFd, Mech::Epoll, Mech::Mio, Mech::Polling, Mech::Socknotify, Mech::SnEpoll, Mech::SnCtp] {
             let v = pingpong(m, 100, 5, (c[0], *c.last().unwrap())).unwrap_or_else(|e| panic!("{}: {e}", m.name()));
             assert_eq!(v.len(), 100, "{}", m.name());
         }

@@ -647,3 +647,26 @@ fn failed_call_leaves_an_existing_registration_untouched() {
     }
     remove_and_wait(&port, &a, K);
 }
+
+/// A new registration is one identity probe (`SO_COOKIE`) and one ADD with its final interest
+/// (no ADD-then-MOD, no `SO_TYPE` before the kind matters), plus, for an apply-only call, the
+/// collection of a packet its ENABLE may have queued (one `epoll_wait`; none under
+/// `closes_through_port`); its REMOVE is one DEL. Counted on the calling thread.
+#[test]
+fn new_level_registration_and_its_remove_cost_at_most_four_system_calls() {
+    let port = port();
+    let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    for trigger in [Trigger::LEVEL_PERSISTENT, Trigger::LEVEL_ONESHOT] {
+        let before = CompletionPort::thread_syscalls();
+        assert_eq!(enable(&port, &a, K, Events::IN, trigger), Ok(()));
+        let used = CompletionPort::thread_syscalls() - before;
+        assert!(used <= 3, "{trigger:?}: ENABLE of a new socket made {used} system calls");
+        let before = CompletionPort::thread_syscalls();
+        assert_eq!(remove(&port, &a), Ok(()));
+        let used = CompletionPort::thread_syscalls() - before;
+        assert!(used <= 1, "{trigger:?}: REMOVE made {used} system calls");
+        let got = dequeue(&port, 4, PATIENCE);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!((got[0].key(), got[0].events()), (K, Events::REMOVE));
+    }
+}

@@ -69,7 +69,7 @@ pub fn start(mech: Mech, s: &mut Server, w: usize) -> Res<()> {
                 s.workers.push(spawn(mech, i, Box::new(move || polling_worker(&sh, &pollers, i)))?);
             }
         }
-        Mech::Socknotify | Mech::SnEpoll => {
+        Mech::Socknotify | Mech::SnEpoll | Mech::SnCtp => {
             let p = mech.port(w as u32)?;
             let mut reg = [Registration::enable(&sh.listener, LISTENER, Events::IN, Trigger::LEVEL_PERSISTENT)];
             ctx(p.process(&mut reg, &mut [], Some(Duration::ZERO)), "process(listener)")?;

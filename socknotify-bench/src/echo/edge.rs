@@ -53,7 +53,7 @@ pub fn start(mech: Mech, s: &mut Server) -> Res<()> {
             )?;
             Box::new(move || polling_worker(&sh, poller))
         }
-        Mech::Socknotify | Mech::SnEpoll => {
+        Mech::Socknotify | Mech::SnEpoll | Mech::SnCtp => {
             let p = mech.port(1)?;
             let mut reg = [Registration::enable(&sh.listener, LISTENER, Events::IN, Trigger::LEVEL_PERSISTENT)];
             ctx(p.process(&mut reg, &mut [], Some(Duration::ZERO)), "process(listener)")?;

@@ -179,7 +179,7 @@ pub fn scenario(o: &Opts, edge: bool, nofile: u64) -> (Table, Vec<String>) {
     } else {
         40_000
     });
-    let mechs = o.pick(&[Mech::Epoll, Mech::Socknotify, Mech::SnEpoll, Mech::Mio, Mech::Polling]);
+    let mechs = o.pick(&[Mech::Epoll, Mech::Socknotify, Mech::SnEpoll, Mech::SnCtp, Mech::Mio, Mech::Polling]);
     let mut cells = Vec::new();
     let mut errors = Vec::new();
     for &c in &conns {
@@ -255,7 +255,7 @@ pub fn scenario(o: &Opts, edge: bool, nofile: u64) -> (Table, Vec<String>) {
 mod tests {
     use super::*;
 
-    const ALL: [Mech; 5] = [Mech::Epoll, Mech::Mio, Mech::Polling, Mech::Socknotify, Mech::SnEpoll];
+    const ALL: [Mech; 6] = [Mech::Epoll, Mech::Mio, Mech::Polling, Mech::Socknotify, Mech::SnEpoll, Mech::SnCtp];
 
     fn small(style: Style) -> Config {
         Config { conns: 24, requests: 30, workers: 2, limit: Duration::from_secs(10), style, ..Config::demo(true) }
@@ -307,7 +307,7 @@ mod tests {
     #[test]
     #[ignore = "socknotify edge re-rise race (TCP_INFO read before FIONREAD); see the comment"]
     fn socknotify_edge_large_requests() {
-        for m in [Mech::Socknotify, Mech::SnEpoll] {
+        for m in [Mech::Socknotify, Mech::SnEpoll, Mech::SnCtp] {
             large(m, Style::Edge);
         }
     }

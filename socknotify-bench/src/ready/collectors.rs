@@ -49,7 +49,7 @@ pub fn new<'a>(mech: Mech, mode: Mode, srv: &'a [RawFd], owned: &'a [OwnedFd]) -
         Mech::Epoll => Box::new(EpollC::new(srv, mode)?),
         Mech::Mio => Box::new(MioC::new(srv, mode)?),
         Mech::Polling => Box::new(PollingC::new(srv, mode)?),
-        Mech::Socknotify | Mech::SnEpoll => Box::new(SnC::new(mech, owned, mode)?),
+        Mech::Socknotify | Mech::SnEpoll | Mech::SnCtp => Box::new(SnC::new(mech, owned, mode)?),
         Mech::Queue | Mech::EventFd => return Err(format!("{} has no readiness collector", mech.name())),
     })
 }

@@ -201,7 +201,7 @@ fn mechs(o: &Opts, mode: Mode, floor: bool) -> Vec<Mech> {
     if floor {
         all.push(Mech::Floor);
     }
-    all.extend([Mech::Epoll, Mech::Socknotify, Mech::SnEpoll]);
+    all.extend([Mech::Epoll, Mech::Socknotify, Mech::SnEpoll, Mech::SnCtp]);
     if mode != Mode::Level {
         all.push(Mech::Mio);
     }
@@ -313,7 +313,7 @@ mod tests {
 
     #[test]
     fn socknotify_delivers_exactly_the_expected_notifications() {
-        for m in [Mech::Socknotify, Mech::SnEpoll] {
+        for m in [Mech::Socknotify, Mech::SnEpoll, Mech::SnCtp] {
             for mode in [Mode::Level, Mode::Edge, Mode::Oneshot] {
                 check(m, mode);
             }

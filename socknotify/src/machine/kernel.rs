@@ -102,15 +102,6 @@ pub struct SocketKind {
     pub stream: bool,
 }
 
-/// Identity and kind of a socket.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SocketInfo {
-    /// A number unique to this socket for the life of the system.
-    pub cookie: u64,
-    /// Its kind.
-    pub kind: SocketKind,
-}
-
 /// Byte counters of a TCP connection, for edge decisions (decision D18).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TcpCounters {
@@ -125,8 +116,12 @@ pub struct TcpCounters {
 /// What the machine needs from the kernel. All methods may fail because the descriptor was
 /// closed or now names another socket; they then report `false` / `None`.
 pub trait Kernel {
-    /// Identity and kind of a descriptor for a new registration.
-    fn socket_info(&mut self, fd: RawFd) -> Result<SocketInfo, RegistrationError>;
+    /// Identity of a descriptor for a new registration: its socket's cookie, a number unique
+    /// to that socket for the life of the system.
+    fn identify(&mut self, fd: RawFd) -> Result<u64, RegistrationError>;
+    /// The kind of the socket `fd` names now (`None`: not an open socket). Asked lazily, the
+    /// first time the mapping of a registration's readiness depends on it.
+    fn kind(&mut self, fd: RawFd) -> Option<SocketKind>;
     /// The cookie of the socket a descriptor names now (`None`: not an open socket).
     fn cookie(&mut self, fd: RawFd) -> Option<u64>;
     /// Start watching `fd` with this interest, reporting under `token`.
@@ -137,6 +132,9 @@ pub trait Kernel {
     fn delete(&mut self, fd: RawFd) -> bool;
     /// Readiness of `fd` now, if it still names the socket with `cookie`.
     fn sample(&mut self, fd: RawFd, cookie: u64) -> Option<Readiness>;
+    /// Readiness of `fd` now, without checking its identity (the caller learnt it in the same
+    /// entry). `None`: not an open descriptor.
+    fn poll(&mut self, fd: RawFd) -> Option<Readiness>;
     /// True for a TCP socket that is closed and never completed a connection (its connect
     /// failed), even when the error was already read by the application.
     fn never_connected(&mut self, fd: RawFd) -> bool;

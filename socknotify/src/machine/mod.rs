@@ -17,7 +17,7 @@ mod record;
 #[cfg(test)]
 mod tests;
 
-pub use kernel::{Claims, Interest, Kernel, Readiness, SocketInfo, SocketKind, TcpCounters, Token};
+pub use kernel::{Claims, Interest, Kernel, Readiness, SocketKind, TcpCounters, Token};
 pub use readiness::readiness;
 pub use record::RegState;
 
@@ -26,11 +26,28 @@ use record::{Reg, Watch};
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
 
-/// One FIFO entry.
+/// One FIFO entry: a posted packet, or a registration's notification (its slot in `key`, its
+/// generation in `bytes`). 32 bytes, a `Completion`'s size: the kind rides in the padding, so
+/// that a FIFO of posts moves no more memory than a queue of `Completion`s.
 #[derive(Clone, Copy, Debug)]
-enum Packet {
-    Posted(Completion),
-    Notify { slot: u32, generation: u32 },
+struct Packet {
+    key: usize,
+    overlapped: usize,
+    internal: usize,
+    bytes: u32,
+    notify: bool,
+}
+
+const _: () = assert!(std::mem::size_of::<Packet>() == 32);
+
+impl Packet {
+    fn posted(c: Completion) -> Packet {
+        Packet { key: c.key(), overlapped: c.overlapped(), internal: c.internal(), bytes: c.bytes(), notify: false }
+    }
+
+    fn notify(slot: u32, generation: u32) -> Packet {
+        Packet { key: slot as usize, overlapped: 0, internal: 0, bytes: generation, notify: true }
+    }
 }
 
 /// The registrations and packet queue of one port.
@@ -67,7 +84,6 @@ enum Checked {
 struct NewReg {
     fd: RawFd,
     cookie: u64,
-    kind: SocketKind,
     key: usize,
 }
 
@@ -143,8 +159,13 @@ impl Machine {
     /// Makes room for `regs` new registrations and `packets` more packets, or fails
     /// without changing anything (decision D4: out of memory → `WSAENOBUFS`).
     pub fn reserve(&mut self, regs: usize, packets: usize) -> Result<(), std::collections::TryReserveError> {
-        self.regs.try_reserve(regs)?;
-        self.generations.try_reserve(regs)?;
+        if regs > 0 {
+            self.regs.try_reserve(regs)?;
+            self.generations.try_reserve(regs)?;
+        }
+        if self.fifo.capacity() - self.fifo.len() >= packets + regs {
+            return Ok(());
+        }
         self.fifo.try_reserve(packets + regs)
     }
 
@@ -316,7 +337,7 @@ impl Machine {
         kernel: &mut impl Kernel,
         claims: &mut impl Claims,
     ) -> Result<(), RegistrationError> {
-        let SocketInfo { cookie, kind } = kernel.socket_info(fd)?;
+        let cookie = kernel.identify(fd)?;
         if !flags_ok {
             return Err(RegistrationError::InvalidArgument);
         }
@@ -332,7 +353,23 @@ impl Machine {
         if !claims.claim(fd, cookie) {
             return Err(RegistrationError::OtherPort); // registered with another port (D13)
         }
-        let slot = self.insert(NewReg { fd, cookie, kind, key });
+        let slot = self.insert(NewReg { fd, cookie, key });
+        // The kernel is given the final interest at once (one ADD, no ADD-then-MOD).
+        let mut edge = false;
+        if let Operation::Enable { events, trigger } = op {
+            let epoch = self.epoch;
+            let r = self.reg_mut(slot);
+            r.filter = events;
+            r.trigger = trigger;
+            r.state = RegState::Enabled;
+            edge = trigger.is_edge();
+            if edge {
+                r.watch = Watch::Edge;
+            } else {
+                r.watch = Watch::Level;
+                r.enabled_epoch = epoch;
+            }
+        }
         let token = self.reg(slot).token(slot);
         let interest = self.reg(slot).interest();
         // An ADD can meet an item the kernel still holds for the same socket (one whose
@@ -347,14 +384,18 @@ impl Machine {
                 RegistrationError::NotASocket
             });
         }
-        if let Operation::Enable { events, trigger } = op {
-            if self.enable(slot, events, trigger, kernel).is_none() {
-                // Closed by another thread between the ADD and the ENABLE: as if the close came
-                // first.
+        if edge {
+            // The edge baseline: what holds now gives no packet (T27). Sampled after the ADD, so
+            // a change after the sample is reported by the kernel; a report of what the sample
+            // already saw is no rise. The identity was learnt at the top of this entry: no
+            // second cookie check.
+            let Some(rev) = kernel.poll(fd) else {
+                // Closed by another thread after the ADD: as if the close came first.
                 self.free_slot(slot);
                 claims.release(fd, cookie);
                 return Err(RegistrationError::NotASocket);
-            }
+            };
+            self.edge_baseline(slot, rev, kernel);
         }
         Ok(())
     }
@@ -369,7 +410,7 @@ impl Machine {
             }
         };
         self.generations[slot] = self.generations[slot].wrapping_add(1);
-        self.regs[slot] = Some(Reg::new(n.fd, n.cookie, n.kind, n.key, self.generations[slot], self.user_rearm));
+        self.regs[slot] = Some(Reg::new(n.fd, n.cookie, n.key, self.generations[slot], self.user_rearm));
         self.set_fd(n.fd, Some(slot));
         self.live += 1;
         slot
@@ -400,15 +441,10 @@ impl Machine {
         r.state = RegState::Enabled;
         if trigger.is_edge() {
             // New baseline; no packet for what already holds (T27).
+            r.watch = Watch::Edge;
             let (fd, cookie) = (r.fd, r.cookie);
             let rev = kernel.sample(fd, cookie)?;
-            let prev = self.sample_readiness(slot, rev, kernel);
-            let r = self.reg_mut(slot);
-            r.prev = prev;
-            r.watch = Watch::Edge;
-            let prev = r.prev;
-            let c = self.counters(slot, prev, kernel);
-            self.mark(slot, c);
+            self.edge_baseline(slot, rev, kernel);
         } else {
             r.watch = Watch::Level;
             r.enabled_epoch = epoch;
@@ -436,7 +472,7 @@ impl Machine {
         }
         let (fd, cookie) = (r.fd, r.cookie);
         let Some(rev) = kernel.sample(fd, cookie) else { return };
-        let bits = self.sample_readiness(slot, rev, kernel) & self.reg(slot).eligible();
+        let bits = self.sample_readiness(slot, rev, true, kernel) & self.reg(slot).eligible();
         let epoch = self.epoch;
         self.queue_bits(slot, bits, epoch);
     }
@@ -444,10 +480,24 @@ impl Machine {
     /// Readiness of `slot` from `revents`. The first time a stream socket shows up closed in
     /// both directions without an error, the kernel is asked whether it ever connected: a
     /// failed connect whose error the application already read is still ERR (D19).
-    fn sample_readiness(&mut self, slot: usize, revents: Readiness, kernel: &mut impl Kernel) -> Events {
+    fn sample_readiness(
+        &mut self,
+        slot: usize,
+        revents: Readiness,
+        verified: bool,
+        kernel: &mut impl Kernel,
+    ) -> Events {
+        // Readable and writable map alike for every kind (and `err_latched` is only ever set
+        // on a stream socket, whose kind is then known): the kind is learnt when it matters.
+        let sensitive = Readiness::ERROR | Readiness::HANGUP | Readiness::READ_HANGUP;
+        let kind = if revents & sensitive == Readiness::NONE {
+            self.reg(slot).kind.unwrap_or(SocketKind { stream: false })
+        } else {
+            self.kind(slot, verified, kernel)
+        };
         let r = self.reg_mut(slot);
         let closed = Readiness::HANGUP | Readiness::READ_HANGUP;
-        if r.kind.stream
+        if kind.stream
             && !r.err_latched
             && !r.close_checked
             && revents.contains(closed)
@@ -460,16 +510,48 @@ impl Machine {
             }
         }
         let r = self.reg_mut(slot);
-        readiness(r.kind, revents, &mut r.err_latched)
+        readiness(kind, revents, &mut r.err_latched)
+    }
+
+    /// The registration's socket kind, learnt from the kernel the first time it is needed.
+    /// `verified`: the descriptor's identity was checked just before (a sample, or the entry
+    /// that created the registration); otherwise it is checked after the kind is read, so that
+    /// a report racing a close never gives the registration the kind of a socket that reuses
+    /// its number. A descriptor that no longer names the socket is taken as a stream (whose
+    /// mapping gives at least as many bits), without remembering it.
+    fn kind(&mut self, slot: usize, verified: bool, kernel: &mut impl Kernel) -> SocketKind {
+        let r = self.reg(slot);
+        if let Some(k) = r.kind {
+            return k;
+        }
+        let (fd, cookie) = (r.fd, r.cookie);
+        match kernel.kind(fd) {
+            Some(k) if verified || kernel.cookie(fd) == Some(cookie) => {
+                self.reg_mut(slot).kind = Some(k);
+                k
+            }
+            _ => SocketKind { stream: true },
+        }
+    }
+
+    /// Takes `rev` as an edge registration's new baseline (no packet for what holds, T27),
+    /// with the TCP byte counters seen with it.
+    fn edge_baseline(&mut self, slot: usize, rev: Readiness, kernel: &mut impl Kernel) {
+        let prev = self.sample_readiness(slot, rev, true, kernel);
+        self.reg_mut(slot).prev = prev;
+        let c = self.counters(slot, prev, true, kernel);
+        self.mark(slot, c);
     }
 
     /// TCP byte counters for edge decisions, when IN or OUT is high on a TCP socket.
-    fn counters(&mut self, slot: usize, high: Events, kernel: &mut impl Kernel) -> Option<TcpCounters> {
-        let r = self.reg(slot);
-        if !r.kind.stream || !high.intersects(Events::IN | Events::OUT) || r.tcp == Some(false) {
+    fn counters(&mut self, slot: usize, high: Events, verified: bool, kernel: &mut impl Kernel) -> Option<TcpCounters> {
+        if !high.intersects(Events::IN | Events::OUT) || self.reg(slot).tcp == Some(false) {
             return None;
         }
-        let fd = r.fd;
+        if !self.kind(slot, verified, kernel).stream {
+            return None;
+        }
+        let fd = self.reg(slot).fd;
         let c = kernel.tcp_counters(fd);
         self.reg_mut(slot).tcp = Some(c.is_some());
         // The peer's FIN takes one unit of sequence space, which Linux counts as a byte received.
@@ -533,7 +615,7 @@ impl Machine {
         r.published = bits;
         r.sampled = epoch;
         let generation = r.generation;
-        self.fifo.push_back(Packet::Notify { slot: slot as u32, generation });
+        self.fifo.push_back(Packet::notify(slot as u32, generation));
     }
 
     /// Drops a registration without a REMOVE packet (closed socket, D21; closed port, D6).
@@ -570,7 +652,7 @@ impl Machine {
             // now, as if every change had been merged into it (D16, D21).
             let (fd, cookie) = (r.fd, r.cookie);
             if let Some(rev) = kernel.sample(fd, cookie) {
-                let bits = self.sample_readiness(slot, rev, kernel) & self.reg(slot).eligible();
+                let bits = self.sample_readiness(slot, rev, true, kernel) & self.reg(slot).eligible();
                 if !bits.is_empty() {
                     self.reg_mut(slot).published = bits;
                 }
@@ -627,7 +709,7 @@ impl Machine {
 
     /// Queues a posted packet (D24: never interpreted).
     pub fn queue_posted(&mut self, c: Completion) {
-        self.fifo.push_back(Packet::Posted(c));
+        self.fifo.push_back(Packet::posted(c));
     }
 
     /// One epoll event for `token` with `revents`: apply the trigger rules (spec §4.2).
@@ -653,7 +735,7 @@ impl Machine {
             }
             _ => return,
         }
-        let s = self.sample_readiness(slot, revents, kernel);
+        let s = self.sample_readiness(slot, revents, false, kernel);
         let r = self.reg_mut(slot);
         let eligible = r.eligible();
         if r.trigger.is_edge() {
@@ -661,7 +743,7 @@ impl Machine {
             let still = s & r.prev & eligible & (Events::IN | Events::OUT);
             let fin_arrived = s.contains(Events::HANGUP) && !r.prev.contains(Events::HANGUP);
             r.prev = s;
-            let c = self.counters(slot, s, kernel);
+            let c = self.counters(slot, s, false, kernel);
             rising |= self.re_rise(slot, still, c, fin_arrived);
             self.mark(slot, c);
             self.queue_bits(slot, rising, epoch);
@@ -749,10 +831,10 @@ impl Machine {
     }
 
     fn deliver_one(&mut self, p: Packet, kernel: &mut impl Kernel, claims: &mut impl Claims) -> Option<Completion> {
-        let (slot, generation) = match p {
-            Packet::Posted(c) => return Some(c),
-            Packet::Notify { slot, generation } => (slot as usize, generation),
-        };
+        if !p.notify {
+            return Some(Completion::with_internal(p.key, p.bytes, p.overlapped, p.internal));
+        }
+        let (slot, generation) = (p.key, p.bytes);
         let epoch = self.epoch;
         let r = self.regs.get_mut(slot)?.as_mut()?;
         if r.generation != generation {
@@ -775,7 +857,7 @@ impl Machine {
             // Not sampled in this epoch: compute the level mask now (D17).
             let (fd, cookie) = (r.fd, r.cookie);
             match kernel.sample(fd, cookie) {
-                Some(rev) => bits = self.sample_readiness(slot, rev, kernel) & self.reg(slot).eligible(),
+                Some(rev) => bits = self.sample_readiness(slot, rev, true, kernel) & self.reg(slot).eligible(),
                 None => {
                     // Closed under us: deliver what was queued, then forget the registration (D21).
                     self.drop_silently(slot, claims);

@@ -36,7 +36,8 @@ pub(super) enum Watch {
 pub(super) struct Reg {
     pub fd: RawFd,
     pub cookie: u64,
-    pub kind: SocketKind,
+    /// `None` until the mapping of its readiness first depends on it (`Machine::kind`).
+    pub kind: Option<SocketKind>,
     pub key: usize,
     pub filter: Events,
     pub trigger: Trigger,
@@ -74,11 +75,11 @@ pub(super) struct Reg {
 
 impl Reg {
     /// A new registration, disabled until its first ENABLE.
-    pub fn new(fd: RawFd, cookie: u64, kind: SocketKind, key: usize, generation: u32, user_rearm: bool) -> Reg {
+    pub fn new(fd: RawFd, cookie: u64, key: usize, generation: u32, user_rearm: bool) -> Reg {
         Reg {
             fd,
             cookie,
-            kind,
+            kind: None,
             key,
             filter: Events::NONE,
             trigger: Trigger::LEVEL_PERSISTENT,

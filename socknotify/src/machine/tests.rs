@@ -59,9 +59,11 @@ impl Script {
 }
 
 impl Kernel for Script {
-    fn socket_info(&mut self, fd: RawFd) -> Result<SocketInfo, RegistrationError> {
-        let s = self.fds.get(&fd).ok_or(RegistrationError::NotASocket)?;
-        Ok(SocketInfo { cookie: s.cookie, kind: SocketKind { stream: s.stream } })
+    fn identify(&mut self, fd: RawFd) -> Result<u64, RegistrationError> {
+        self.fds.get(&fd).map(|s| s.cookie).ok_or(RegistrationError::NotASocket)
+    }
+    fn kind(&mut self, fd: RawFd) -> Option<SocketKind> {
+        self.fds.get(&fd).map(|s| SocketKind { stream: s.stream })
     }
     fn cookie(&mut self, fd: RawFd) -> Option<u64> {
         self.fds.get(&fd).map(|s| s.cookie)
@@ -91,6 +93,9 @@ impl Kernel for Script {
     }
     fn sample(&mut self, fd: RawFd, cookie: u64) -> Option<Readiness> {
         self.fds.get(&fd).filter(|s| s.cookie == cookie).map(|s| s.ready)
+    }
+    fn poll(&mut self, fd: RawFd) -> Option<Readiness> {
+        self.fds.get(&fd).map(|s| s.ready)
     }
     fn never_connected(&mut self, _fd: RawFd) -> bool {
         false

@@ -45,13 +45,14 @@ impl CompletionPort {
             return Err(Error::NoBuffers);
         }
         // Re-arms may ride on this thread's wait, in one io_uring call, when this thread is
-        // going to be the one that waits in the kernel.
+        // going to be the one that waits in the kernel, and when there are enough of them
+        // for a ring round to beat plain `epoll_ctl`s and `epoll_wait` (chosen per batch).
         let mut deferred = Deferred { mods: Vec::new(), weak: &weak };
         let defer = inner.ring_usable()
             && !out.is_empty()
             && st.poller.is_none()
             && timeout != Some(Duration::ZERO)
-            && regs.len() <= sys::MAX_RING_MODS;
+            && regs.len() >= inner.ring_min_mods;
         let mut enabled = false;
         if !regs.is_empty() {
             let was_live = st.machine.live();
@@ -182,7 +183,7 @@ impl Inner {
         }
         let mods = std::mem::take(&mut deferred.mods);
         let round = self.ring.as_ref().and_then(try_lock).map(|mut ring| {
-            let r = ring.round(self.epfd.as_raw_fd(), &mods, None);
+            let r = ring.rounds(self.epfd.as_raw_fd(), &mods, None);
             if ring.is_poisoned() {
                 self.ring_broken.store(true, Ordering::Relaxed);
             }

@@ -36,6 +36,11 @@ pub struct Builder {
 /// refused by a seccomp filter). The environment variable `SOCKNOTIFY_BACKEND` (`epoll` or
 /// `io_uring`) overrides `Auto`, so that a whole test suite can run on either path.
 ///
+/// Under `Auto` the io_uring path is chosen per batch: a call carries its re-arms in the ring
+/// only when it has enough of them for a ring round to beat plain `epoll_ctl`s and
+/// `epoll_wait` (a small batch costs less the plain way); [`Backend::IoUring`] (or
+/// `SOCKNOTIFY_BACKEND=io_uring`) sends every batch through the ring.
+///
 /// ```
 /// use socknotify::{Backend, CompletionPort};
 /// let port = CompletionPort::builder().backend(Backend::Epoll).build()?;
@@ -133,13 +138,14 @@ impl Builder {
             0 => sys::processors(),
             n => n,
         };
-        let ring = open_ring(self.backend)?;
+        let (ring, every_batch) = open_ring(self.backend)?;
         let inner = Arc::new(Inner {
             id: NEXT_PORT.fetch_add(1, Ordering::Relaxed),
             epfd,
             wakefd,
             ring: ring.map(Mutex::new),
             ring_broken: AtomicBool::new(false),
+            ring_min_mods: if every_batch { 1 } else { sys::RING_MIN_MODS },
             concurrency: concurrency as usize,
             state: Mutex::new(PortState {
                 closed: false,
@@ -149,6 +155,7 @@ impl Builder {
                     m
                 },
                 waiters: Vec::new(),
+                spare_bufs: Vec::new(),
                 poller: None,
                 running: 0,
                 events: sys::event_buffer(256),
@@ -162,8 +169,9 @@ impl Builder {
     }
 }
 
-/// Resolves the backend and opens a ring when it is io_uring.
-fn open_ring(backend: Backend) -> Result<Option<sys::Ring>, Error> {
+/// Resolves the backend and opens a ring when it is io_uring; true when io_uring was asked
+/// for by name (every batch then goes through the ring).
+fn open_ring(backend: Backend) -> Result<(Option<sys::Ring>, bool), Error> {
     let backend = match backend {
         Backend::Auto => match std::env::var("SOCKNOTIFY_BACKEND").as_deref() {
             Ok("epoll") => Backend::Epoll,
@@ -174,11 +182,11 @@ fn open_ring(backend: Backend) -> Result<Option<sys::Ring>, Error> {
     };
     if cfg!(loom) {
         // The loom model covers the waiter protocol; it runs on plain epoll.
-        return Ok(None);
+        return Ok((None, false));
     }
     match backend {
-        Backend::Epoll => Ok(None),
-        Backend::IoUring => sys::ring_new().map(Some).map_err(Error::Io),
-        Backend::Auto => Ok(sys::ring_new().ok()),
+        Backend::Epoll => Ok((None, false)),
+        Backend::IoUring => sys::ring_new().map(|r| (Some(r), true)).map_err(Error::Io),
+        Backend::Auto => Ok((sys::ring_new().ok(), false)),
     }
 }

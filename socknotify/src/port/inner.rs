@@ -42,6 +42,9 @@ pub(crate) struct Inner {
     pub(super) ring: Option<Mutex<sys::Ring>>,
     /// The ring failed in a way that leaves it unusable; the port goes on with plain epoll.
     pub(super) ring_broken: AtomicBool,
+    /// The fewest re-arms a call carries in the ring (the per-batch choice; 1 when io_uring
+    /// was asked for by name).
+    pub(super) ring_min_mods: usize,
     pub(super) concurrency: usize,
     pub(super) state: Mutex<PortState>,
 }
@@ -50,10 +53,15 @@ pub(crate) struct Inner {
 pub(super) struct Waiter {
     pub id: u64,
     pub capacity: usize,
-    /// Packets handed to this thread (valid once `served`).
+    /// Packets handed to this thread by another one (valid once `served`, unless `direct`).
     pub buf: Vec<Completion>,
     pub served: Option<usize>,
-    pub cv: Arc<Condvar>,
+    /// The thread served itself, straight into its caller's array (no copy through `buf`).
+    pub direct: bool,
+    /// Created the first time the thread sleeps on a condition variable (a thread that only
+    /// ever waits in the kernel, as the poller, never needs one). Whenever the waiter is
+    /// not the poller and the port lock is free, it is set.
+    pub cv: Option<Arc<Condvar>>,
 }
 
 /// What the port lock protects.
@@ -62,6 +70,8 @@ pub(super) struct PortState {
     pub machine: Machine,
     /// Blocked threads, oldest first (the last unserved one is served first).
     pub waiters: Vec<Waiter>,
+    /// Buffers of waiters that left, for the next ones (no allocation per hand-off).
+    pub spare_bufs: Vec<Vec<Completion>>,
     /// The waiter sleeping in the kernel (`epoll_wait` or an io_uring round).
     pub poller: Option<u64>,
     /// Threads that returned from a dequeue on this port and are not back in one (D23).
@@ -118,6 +128,9 @@ impl Locked<'_> {
     /// Releases the lock and makes the pending wake-ups.
     pub fn release(&mut self) {
         let Some(mut g) = self.guard.take() else { return };
+        if g.wakes.is_empty() && !g.wake_poller {
+            return; // nothing to wake: just unlock
+        }
         let wakes = std::mem::take(&mut g.wakes);
         let poller = std::mem::replace(&mut g.wake_poller, false);
         drop(g);

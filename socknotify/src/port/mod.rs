@@ -244,7 +244,7 @@ impl CompletionPort {
         st.closed = true;
         let weak = Arc::downgrade(inner);
         st.machine.clear(&mut PortClaims { port: inner.id, owner: &weak });
-        let cvs: Vec<Arc<Condvar>> = st.waiters.iter().map(|w| w.cv.clone()).collect();
+        let cvs: Vec<Arc<Condvar>> = st.waiters.iter().filter_map(|w| w.cv.clone()).collect();
         st.wakes.extend(cvs);
         if st.poller.is_some() {
             st.wake_poller = true;

@@ -14,12 +14,21 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 /// Which port this thread is "running" on (D23), if any. Dropping it (thread exit, or a
-/// dequeue on another port) stops the thread from counting as running there.
-struct Association(Option<Weak<Inner>>);
+/// dequeue on another port) stops the thread from counting as running there. The port is
+/// kept while the thread is in a call on it (`active` false), so that the usual sequence of
+/// calls on one port makes no reference-count traffic.
+struct Association {
+    port: Option<Weak<Inner>>,
+    /// The thread counts as running on `port`.
+    active: bool,
+}
 
 impl Drop for Association {
     fn drop(&mut self) {
-        if let Some(port) = self.0.take().and_then(|w| w.upgrade()) {
+        if !self.active {
+            return;
+        }
+        if let Some(port) = self.port.take().and_then(|w| w.upgrade()) {
             port.leave_running();
         }
     }
@@ -30,33 +39,72 @@ impl Drop for Association {
 mod association {
     use super::{thread_local, Association};
     thread_local! {
-        pub(super) static ASSOCIATION: std::cell::RefCell<Association> = std::cell::RefCell::new(Association(None));
+        pub(super) static ASSOCIATION: std::cell::RefCell<Association> = std::cell::RefCell::new(Association { port: None, active: false });
         /// The event buffer of this thread's last wait, kept for its next one.
         pub(super) static EVENTS: std::cell::Cell<Vec<crate::sys::EpollEvent>> = std::cell::Cell::new(Vec::new());
+        /// This thread's waiter id (0: not drawn yet).
+        pub(super) static WAITER_ID: std::cell::Cell<u64> = std::cell::Cell::new(0);
+        /// This thread's condition variable (see `thread_condvar`).
+        pub(super) static CONDVAR: std::cell::OnceCell<std::sync::Arc<super::Condvar>> = std::cell::OnceCell::new();
     }
 }
-use association::{ASSOCIATION, EVENTS};
+use association::{ASSOCIATION, CONDVAR, EVENTS, WAITER_ID};
+
+/// A waiter's buffer goes back to the port's spares (a few are kept).
+fn recycle(st: &mut PortState, buf: Vec<Completion>) {
+    if buf.capacity() > 0 && st.spare_bufs.len() < 8 {
+        st.spare_bufs.push(buf);
+    }
+}
+
+/// This thread's condition variable, made once and reused by all its waits (a thread is at
+/// most one waiter at a time). A wake-up meant for an earlier wait that lands on a later one
+/// is a spurious wake-up, which the waiter's loop absorbs (it checks `served` under the lock).
+fn thread_condvar() -> Arc<Condvar> {
+    CONDVAR.with(|c| c.get_or_init(|| Arc::new(Condvar::new())).clone())
+}
+
+/// This thread's waiter id, unique in the process: a thread is at most one waiter at a time,
+/// and nothing keeps a waiter's id once it left (`PortState::poller` is cleared when its
+/// round ends), so one id per thread, drawn once, serves all its waits.
+fn waiter_id() -> u64 {
+    WAITER_ID.with(|c| {
+        if c.get() == 0 {
+            c.set(NEXT_WAITER.fetch_add(1, Ordering::Relaxed));
+        }
+        c.get()
+    })
+}
 
 impl Inner {
     /// Takes this thread's association; true if it was with this port (the caller then
     /// decrements `running` under the lock). An association with another port is dropped,
     /// which stops the thread from counting as running there.
     pub(super) fn take_association(self: &Arc<Self>) -> bool {
-        let old = ASSOCIATION.with(|a| std::mem::replace(&mut *a.borrow_mut(), Association(None)));
-        let mut old = old;
-        match old.0.take() {
-            Some(w) if std::ptr::eq(w.as_ptr(), Arc::as_ptr(self)) => true,
-            Some(w) => {
-                drop(Association(Some(w)));
-                false
+        let other = ASSOCIATION.with(|a| {
+            let mut a = a.borrow_mut();
+            if a.port.as_ref().is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(self))) {
+                return Ok(std::mem::replace(&mut a.active, false));
             }
-            None => false,
-        }
+            Err(std::mem::replace(&mut *a, Association { port: None, active: false }))
+        });
+        // An association with another port is dropped (outside the borrow: it takes that
+        // port's lock).
+        other.unwrap_or_else(|old| {
+            drop(old);
+            false
+        })
     }
 
     pub(super) fn associate(self: &Arc<Self>) {
-        let new = Association(Some(Arc::downgrade(self)));
-        let old = ASSOCIATION.with(|a| std::mem::replace(&mut *a.borrow_mut(), new));
+        let old = ASSOCIATION.with(|a| {
+            let mut a = a.borrow_mut();
+            if a.port.as_ref().is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(self))) {
+                a.active = true;
+                return None;
+            }
+            Some(std::mem::replace(&mut *a, Association { port: Some(Arc::downgrade(self)), active: true }))
+        });
         drop(old);
     }
 
@@ -74,8 +122,9 @@ impl Inner {
         self.dispatch_as(st, None);
     }
 
-    /// [`dispatch`](Self::dispatch) run by waiter `me`, which needs no wake-up of its own.
-    pub(super) fn dispatch_as(&self, st: &mut PortState, me: Option<u64>) {
+    /// [`dispatch`](Self::dispatch) run by waiter `me`, which needs no wake-up of its own and
+    /// takes its packets straight into its caller's array `out`.
+    pub(super) fn dispatch_as(&self, st: &mut PortState, mut me: Option<(u64, &mut [Completion])>) {
         let weak = Weak::new();
         while st.machine.queued() > 0 && st.running < self.concurrency {
             let Some(i) = st.waiters.iter().rposition(|w| w.served.is_none()) else {
@@ -83,26 +132,34 @@ impl Inner {
             };
             let PortState { machine, waiters, .. } = st;
             let w = &mut waiters[i];
-            // No more room than packets queued: the cost follows what is delivered.
-            let cap = w.capacity.min(machine.queued());
-            if w.buf.len() < cap {
-                w.buf.resize(cap, Completion::default());
-            }
             let mut kernel = sys::SysKernel::new(&self.epfd);
-            let n = machine.deliver(&mut w.buf[..cap], &mut kernel, &mut PortClaims { port: self.id, owner: &weak });
+            let mut claims = PortClaims { port: self.id, owner: &weak };
+            let mine = me.as_mut().filter(|(id, _)| *id == w.id);
+            let n = if let Some((_, out)) = mine {
+                w.direct = true;
+                machine.deliver(&mut out[..w.capacity], &mut kernel, &mut claims)
+            } else {
+                // No more room than packets queued: the cost follows what is delivered.
+                let cap = w.capacity.min(machine.queued());
+                if w.buf.len() < cap {
+                    w.buf.resize(cap, Completion::default());
+                }
+                machine.deliver(&mut w.buf[..cap], &mut kernel, &mut claims)
+            };
             if n == 0 {
+                w.direct = false;
                 break;
             }
             st.counters.delivered += n as u64;
             w.served = Some(n);
             st.running += 1;
             let id = st.waiters[i].id;
-            if me == Some(id) {
+            if me.as_ref().is_some_and(|(m, _)| *m == id) {
                 // The dispatching thread served itself.
             } else if st.poller == Some(id) {
                 st.wake_poller = true;
-            } else {
-                let cv = st.waiters[i].cv.clone();
+            } else if let Some(cv) = &st.waiters[i].cv {
+                let cv = cv.clone();
                 st.wakes.push(cv);
             }
         }
@@ -111,8 +168,7 @@ impl Inner {
     /// Wakes the most recent waiter to take over `epoll_wait` when nobody sleeps there.
     pub(super) fn promote(&self, st: &mut PortState) {
         if st.poller.is_none() && st.machine.live() > 0 && st.running < self.concurrency {
-            if let Some(w) = st.waiters.iter().rev().find(|w| w.served.is_none()) {
-                let cv = w.cv.clone();
+            if let Some(cv) = st.waiters.iter().rev().find(|w| w.served.is_none()).and_then(|w| w.cv.clone()) {
                 st.wakes.push(cv);
             }
         }
@@ -162,22 +218,36 @@ impl Inner {
         if timeout == Some(Duration::ZERO) {
             return (st, Ok(0));
         }
-        let id = NEXT_WAITER.fetch_add(1, Ordering::Relaxed);
-
-        let cv = Arc::new(Condvar::new());
-        st.waiters.push(Waiter { id, capacity: out.len(), buf: Vec::new(), served: None, cv: cv.clone() });
+        let id = waiter_id();
+        let buf = st.spare_bufs.pop().unwrap_or_default();
+        st.waiters.push(Waiter { id, capacity: out.len(), buf, served: None, direct: false, cv: None });
         let mut events: Vec<sys::EpollEvent> = EVENTS.with(|e| e.take());
         let result = loop {
-            let i = st.waiters.iter().position(|w| w.id == id).expect("own waiter entry");
+            let i = st.waiters.iter().rposition(|w| w.id == id).expect("own waiter entry");
             if let Some(n) = st.waiters[i].served {
                 let w = st.waiters.remove(i);
-                out[..n].copy_from_slice(&w.buf[..n]);
+                if !w.direct {
+                    out[..n].copy_from_slice(&w.buf[..n]);
+                }
+                recycle(&mut st, w.buf);
                 // The dispatcher counted us as running; the caller counts us again.
                 st.running -= 1;
+                // Packets queued since the hand-off found no other waiter to take them (the
+                // dispatcher runs after every change): this thread, running now, takes them
+                // as its next call would, in the same return.
+                let mut n = n;
+                if n < out.len() && st.machine.queued() > 0 {
+                    let mut kernel = sys::SysKernel::new(&self.epfd);
+                    let more =
+                        st.machine.deliver(&mut out[n..], &mut kernel, &mut PortClaims { port: self.id, owner: &weak });
+                    st.counters.delivered += more as u64;
+                    n += more;
+                }
                 break Ok(n);
             }
             if st.closed {
-                st.waiters.remove(i);
+                let w = st.waiters.remove(i);
+                recycle(&mut st, w.buf);
                 break Err(Error::Abandoned);
             }
             let remaining = match deadline {
@@ -185,7 +255,8 @@ impl Inner {
                 Some(d) => match d.checked_duration_since(Instant::now()) {
                     Some(r) if !r.is_zero() => Some(r),
                     _ => {
-                        st.waiters.remove(i);
+                        let w = st.waiters.remove(i);
+                        recycle(&mut st, w.buf);
                         break Ok(0);
                     }
                 },
@@ -223,8 +294,9 @@ impl Inner {
                     }
                 }
                 self.audit_if_due(&mut st, deferred.weak);
-                self.dispatch_as(&mut st, Some(id));
+                self.dispatch_as(&mut st, Some((id, &mut *out)));
             } else {
+                let cv = st.waiters[i].cv.get_or_insert_with(thread_condvar).clone();
                 st.wait(&cv, remaining);
             }
         };
@@ -252,7 +324,7 @@ impl Inner {
         st.release();
         let round = self.ring.as_ref().map(|ring| {
             let mut ring = lock(ring);
-            let r = ring.round(self.epfd.as_raw_fd(), &mods, Some((&mut *buf, bounded)));
+            let r = ring.rounds(self.epfd.as_raw_fd(), &mods, Some((&mut *buf, bounded)));
             if ring.is_poisoned() {
                 self.ring_broken.store(true, Ordering::Relaxed);
             }

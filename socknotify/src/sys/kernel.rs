@@ -2,10 +2,10 @@
 //! [`Kernel`] trait on the port's epoll instance and the socket probes.
 
 use super::epoll::{epoll_add, epoll_del, epoll_mod, flags};
-use super::socket::{poll_now, socket_cookie, socket_info, tcp_counters, tcp_never_connected};
+use super::socket::{poll_now, socket_cookie, socket_kind, tcp_counters, tcp_never_connected};
 use super::uring::Mod;
 use crate::abi::RegistrationError;
-use crate::machine::{Interest, Kernel, Readiness, SocketInfo, TcpCounters, Token};
+use crate::machine::{Interest, Kernel, Readiness, SocketKind, TcpCounters, Token};
 use std::os::fd::{OwnedFd, RawFd};
 
 /// The kernel as the machine sees it: one port's epoll instance and the socket probes.
@@ -29,8 +29,11 @@ impl<'a> SysKernel<'a> {
 }
 
 impl Kernel for SysKernel<'_> {
-    fn socket_info(&mut self, fd: RawFd) -> Result<SocketInfo, RegistrationError> {
-        socket_info(fd).map_err(|_| RegistrationError::NotASocket)
+    fn identify(&mut self, fd: RawFd) -> Result<u64, RegistrationError> {
+        socket_cookie(fd).map_err(|_| RegistrationError::NotASocket)
+    }
+    fn kind(&mut self, fd: RawFd) -> Option<SocketKind> {
+        socket_kind(fd)
     }
     fn cookie(&mut self, fd: RawFd) -> Option<u64> {
         socket_cookie(fd).ok()
@@ -53,6 +56,9 @@ impl Kernel for SysKernel<'_> {
     fn sample(&mut self, fd: RawFd, cookie: u64) -> Option<Readiness> {
         let now = poll_now(fd)?;
         (socket_cookie(fd).ok()? == cookie).then_some(now)
+    }
+    fn poll(&mut self, fd: RawFd) -> Option<Readiness> {
+        poll_now(fd)
     }
     fn never_connected(&mut self, fd: RawFd) -> bool {
         tcp_never_connected(fd)

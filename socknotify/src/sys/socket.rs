@@ -1,7 +1,7 @@
 //! Socket probes: identity and kind, TCP byte counters, a non-blocking `poll`.
 
 use super::{count, cvt};
-use crate::machine::{Readiness, SocketInfo, SocketKind, TcpCounters};
+use crate::machine::{Readiness, SocketKind, TcpCounters};
 use std::io;
 use std::mem::{size_of, MaybeUninit};
 use std::os::fd::RawFd;
@@ -50,11 +50,10 @@ pub(crate) fn socket_cookie(fd: RawFd) -> Result<u64, NotSocket> {
     })
 }
 
-/// Identity and kind of a socket.
-pub(crate) fn socket_info(fd: RawFd) -> Result<SocketInfo, NotSocket> {
-    let cookie = socket_cookie(fd)?;
-    let ty: libc::c_int = getsockopt(fd, libc::SOL_SOCKET, libc::SO_TYPE).map_err(|_| NotSocket::Other)?;
-    Ok(SocketInfo { cookie, kind: SocketKind { stream: ty == libc::SOCK_STREAM || ty == libc::SOCK_SEQPACKET } })
+/// The kind of the socket `fd` names (`None`: not an open socket).
+pub(crate) fn socket_kind(fd: RawFd) -> Option<SocketKind> {
+    let ty: libc::c_int = getsockopt(fd, libc::SOL_SOCKET, libc::SO_TYPE).ok()?;
+    Some(SocketKind { stream: ty == libc::SOCK_STREAM || ty == libc::SOCK_SEQPACKET })
 }
 
 /// The prefix of Linux's `struct tcp_info` up to `tcpi_bytes_received` (kernel ≥ 4.1).
@@ -176,7 +175,7 @@ mod tests {
         let t = tcp_counters(s.as_raw_fd()).unwrap();
         assert_eq!(t.received, 5);
         assert_eq!(t.queued, 3);
-        assert!(socket_info(s.as_raw_fd()).unwrap().kind.stream);
+        assert!(socket_kind(s.as_raw_fd()).unwrap().stream);
     }
 
     #[test]
@@ -205,9 +204,11 @@ mod tests {
     #[test]
     fn non_sockets_are_told_apart_from_closed_descriptors() {
         let (r, _w) = std::io::pipe().unwrap();
-        assert_eq!(socket_info(r.as_raw_fd()), Err(NotSocket::Other));
-        assert_eq!(socket_info(-1), Err(NotSocket::Closed));
-        assert_eq!(socket_info(1_000_000), Err(NotSocket::Closed));
+        assert_eq!(socket_cookie(r.as_raw_fd()), Err(NotSocket::Other));
+        assert_eq!(socket_cookie(-1), Err(NotSocket::Closed));
+        assert_eq!(socket_cookie(1_000_000), Err(NotSocket::Closed));
+        assert_eq!(socket_kind(r.as_raw_fd()), None);
+        assert_eq!(socket_kind(1_000_000), None);
     }
 
     #[test]
@@ -226,8 +227,7 @@ mod tests {
     fn cookies_differ_between_sockets() {
         let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let (ia, ib) = (socket_info(a.as_raw_fd()).unwrap(), socket_info(b.as_raw_fd()).unwrap());
-        assert_ne!(ia.cookie, ib.cookie);
-        assert!(!ia.kind.stream);
+        assert_ne!(socket_cookie(a.as_raw_fd()).unwrap(), socket_cookie(b.as_raw_fd()).unwrap());
+        assert!(!socket_kind(a.as_raw_fd()).unwrap().stream);
     }
 }

@@ -23,8 +23,13 @@ const RING_ENTRIES: u32 = 1024;
 /// or now names another socket) is only seen when the round ends; the caller then registers
 /// the new socket and waits again. This bounds how long such a socket can go unwatched.
 pub(crate) const MOD_ROUND_WAIT: Duration = Duration::from_millis(50);
-/// The most MODs one round carries; a larger batch is applied with plain `epoll_ctl`.
+/// The most MODs one round carries; a larger batch is split ([`Ring::rounds`]).
 pub(crate) const MAX_RING_MODS: usize = RING_ENTRIES as usize - 2;
+/// The fewest re-arms worth a ring round. A round that waits costs a fixed amount more than
+/// a plain `epoll_wait` (the wait request, its linked timeout and their completions), and
+/// saves a little per re-arm over one `epoll_ctl` each: on the bench machine a round loses
+/// clearly at 1 re-arm and breaks even near 64, so a smaller batch takes plain epoll.
+pub(crate) const RING_MIN_MODS: usize = 32;
 /// The most events one wait returns.
 pub(crate) const RING_EVENTS: usize = 1024;
 
@@ -111,6 +116,30 @@ impl Ring {
     /// True once a round failed after submitting: the ring is out of use for good.
     pub(crate) fn is_poisoned(&self) -> bool {
         self.poisoned
+    }
+
+    /// [`round`](Self::round) for any number of MODs: a batch larger than the ring goes in
+    /// rounds of [`MAX_RING_MODS`], in order, the last one carrying the wait (rather than
+    /// falling back to one `epoll_ctl` each). Failures of every round are reported together.
+    pub(crate) fn rounds(
+        &mut self,
+        epfd: RawFd,
+        mods: &[Mod],
+        wait: Option<(&mut [EpollEvent], Option<Duration>)>,
+    ) -> io::Result<Round> {
+        let mut failed = Vec::new();
+        let mut rest = mods;
+        while rest.len() > MAX_RING_MODS {
+            let (head, tail) = rest.split_at(MAX_RING_MODS);
+            failed.extend(self.round(epfd, head, None)?.failed);
+            rest = tail;
+        }
+        let mut last = self.round(epfd, rest, wait)?;
+        if !failed.is_empty() {
+            failed.append(&mut last.failed);
+            last.failed = failed;
+        }
+        Ok(last)
     }
 
     /// Applies `mods` in order, then (with `wait`) waits for epoll events for at most its
