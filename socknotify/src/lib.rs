@@ -57,6 +57,19 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+/// A diagnostic message through the `log` crate (feature `log`; target "socknotify"). Without
+/// the feature it compiles its arguments and does nothing.
+macro_rules! diag {
+    ($level:ident, $($arg:tt)+) => {{
+        #[cfg(feature = "log")]
+        log::$level!(target: "socknotify", $($arg)+);
+        #[cfg(not(feature = "log"))]
+        if false {
+            let _ = format_args!($($arg)+);
+        }
+    }};
+}
+
 mod abi;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

@@ -168,6 +168,7 @@ impl Inner {
             if let Some(fd) = e.fd() {
                 if token.is_some() && st.machine.token_of(fd) == token {
                     let mut claims = PortClaims { port: self.id, owner: weak };
+                    diag!(debug, "descriptor {fd} was closed and now names another socket: its registration is dropped (D21)");
                     st.machine.forget_fd(fd, &mut sys::SysKernel::new(&self.epfd), &mut claims);
                 }
             }
@@ -186,6 +187,7 @@ impl Inner {
             let r = ring.rounds(self.epfd.as_raw_fd(), &mods, None);
             if ring.is_poisoned() {
                 self.ring_broken.store(true, Ordering::Relaxed);
+                diag!(warn, "the io_uring ring failed; the port goes on with plain epoll");
             }
             r
         });

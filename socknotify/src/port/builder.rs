@@ -185,8 +185,20 @@ fn open_ring(backend: Backend) -> Result<(Option<sys::Ring>, bool), Error> {
         return Ok((None, false));
     }
     match backend {
-        Backend::Epoll => Ok((None, false)),
+        Backend::Epoll => {
+            diag!(debug, "port uses plain epoll (asked for)");
+            Ok((None, false))
+        }
         Backend::IoUring => sys::ring_new().map(|r| (Some(r), true)).map_err(Error::Io),
-        Backend::Auto => Ok((sys::ring_new().ok(), false)),
+        Backend::Auto => match sys::ring_new() {
+            Ok(r) => {
+                diag!(debug, "port uses io_uring for large batches of re-arms");
+                Ok((Some(r), false))
+            }
+            Err(e) => {
+                diag!(info, "io_uring unavailable ({e}): the port uses plain epoll");
+                Ok((None, false))
+            }
+        },
     }
 }

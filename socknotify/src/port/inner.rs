@@ -215,6 +215,12 @@ impl Inner {
         let repaired = st.machine.audit(&watched, &mut kernel, &mut PortClaims { port: self.id, owner: weak });
         st.counters.audits += 1;
         st.counters.reuse_repairs += repaired as u64;
+        if repaired > 0 {
+            diag!(
+                warn,
+                "closes_through_port broken: {repaired} registration(s) lost their socket to a plain close(); dropped, and the new socket at the number registered"
+            );
+        }
         self.dispatch(st);
     }
 

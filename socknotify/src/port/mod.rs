@@ -242,6 +242,9 @@ impl CompletionPort {
             return;
         }
         st.closed = true;
+        if st.machine.registrations() > 0 {
+            diag!(debug, "port closed with {} registration(s): dropped without REMOVE packets (D6)", st.machine.registrations());
+        }
         let weak = Arc::downgrade(inner);
         st.machine.clear(&mut PortClaims { port: inner.id, owner: &weak });
         let cvs: Vec<Arc<Condvar>> = st.waiters.iter().filter_map(|w| w.cv.clone()).collect();

@@ -327,6 +327,7 @@ impl Inner {
             let r = ring.rounds(self.epfd.as_raw_fd(), &mods, Some((&mut *buf, bounded)));
             if ring.is_poisoned() {
                 self.ring_broken.store(true, Ordering::Relaxed);
+                diag!(warn, "the io_uring ring failed; the port goes on with plain epoll");
             }
             r
         });
