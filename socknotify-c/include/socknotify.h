@@ -409,6 +409,25 @@ BOOL WINAPI CloseHandle(HANDLE hObject);
  */
 BOOL WINAPI socknotify_SetPortOptions(HANDLE CompletionPort, DWORD options);
 
+/** A snapshot of one port (socknotify's own; counts are since the port was created). */
+typedef struct SOCKNOTIFY_PORT_STATS {
+    uint64_t registrations; /**< registrations held, REMOVE-pending ones included */
+    uint64_t queued;        /**< packets queued and not yet handed to a thread */
+    uint64_t waiters;       /**< threads blocked in a dequeue on the port */
+    uint64_t running;       /**< threads counted as running (concurrency limit) */
+    uint64_t posted;        /**< packets posted */
+    uint64_t delivered;     /**< packets handed to threads */
+    uint64_t audits;        /**< audits of the kernel's watch list (CLOSES_THROUGH_PORT) */
+    uint64_t reuse_repairs; /**< registrations repaired after a broken CLOSES_THROUGH_PORT promise */
+} SOCKNOTIFY_PORT_STATS;
+
+/**
+ * Fills *stats with a snapshot of the port (for monitoring). Returns TRUE, or FALSE with
+ * GetLastError() = ERROR_INVALID_HANDLE (not a live port) or ERROR_INVALID_PARAMETER (stats
+ * NULL or misaligned).
+ */
+BOOL WINAPI socknotify_GetPortStats(HANDLE CompletionPort, SOCKNOTIFY_PORT_STATS *stats);
+
 /* ------------------------------------------------------------------------------------ */
 /* Socket state notifications.                                                           */
 /* ------------------------------------------------------------------------------------ */

@@ -108,3 +108,17 @@ pub extern "C" fn socknotify_SetPortOptions(CompletionPort: HANDLE, options: DWO
     // SAFETY: no pointer is dereferenced (the handle is looked up in the table).
     guard_or(FALSE, || unsafe { ws::socknotify_SetPortOptions(CompletionPort, options) })
 }
+
+/// `socknotify_GetPortStats`: a snapshot of the port into `*stats` (see the header).
+///
+/// # Safety
+///
+/// `stats` must be NULL or valid for writes of one `SOCKNOTIFY_PORT_STATS`.
+#[no_mangle]
+pub unsafe extern "C" fn socknotify_GetPortStats(
+    CompletionPort: HANDLE,
+    stats: *mut ws::SOCKNOTIFY_PORT_STATS,
+) -> BOOL {
+    // SAFETY: the caller's contract on `stats` is the one the core function needs.
+    guard_or(FALSE, || unsafe { ws::socknotify_GetPortStats(CompletionPort, stats) })
+}

@@ -344,6 +344,15 @@ static void port_options(void)
                            SOCK_NOTIFY_TRIGGER_LEVEL | SOCK_NOTIFY_TRIGGER_ONESHOT), 0);
     }
     th_expect(port, 9, SOCK_NOTIFY_EVENT_IN);
+    {
+        SOCKNOTIFY_PORT_STATS st;
+        CHECK(socknotify_GetPortStats(port, &st));
+        CHECK_EQ(st.registrations, 1);
+        CHECK_EQ(st.delivered, 4);
+        CHECK_EQ(st.queued, 0);
+        CHECK(!socknotify_GetPortStats(port, NULL));
+        CHECK_EQ(GetLastError(), ERROR_INVALID_PARAMETER);
+    }
     /* Too late now: the port has a registration. */
     CHECK(!socknotify_SetPortOptions(port, 0));
     CHECK_EQ(GetLastError(), ERROR_INVALID_PARAMETER);

@@ -168,7 +168,10 @@ impl Inner {
             if let Some(fd) = e.fd() {
                 if token.is_some() && st.machine.token_of(fd) == token {
                     let mut claims = PortClaims { port: self.id, owner: weak };
-                    diag!(debug, "descriptor {fd} was closed and now names another socket: its registration is dropped (D21)");
+                    diag!(
+                        debug,
+                        "descriptor {fd} was closed and now names another socket: its registration is dropped (D21)"
+                    );
                     st.machine.forget_fd(fd, &mut sys::SysKernel::new(&self.epfd), &mut claims);
                 }
             }

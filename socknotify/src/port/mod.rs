@@ -243,7 +243,11 @@ impl CompletionPort {
         }
         st.closed = true;
         if st.machine.registrations() > 0 {
-            diag!(debug, "port closed with {} registration(s): dropped without REMOVE packets (D6)", st.machine.registrations());
+            diag!(
+                debug,
+                "port closed with {} registration(s): dropped without REMOVE packets (D6)",
+                st.machine.registrations()
+            );
         }
         let weak = Arc::downgrade(inner);
         st.machine.clear(&mut PortClaims { port: inner.id, owner: &weak });

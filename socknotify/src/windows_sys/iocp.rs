@@ -297,6 +297,77 @@ pub unsafe fn socknotify_SetPortOptions(completionport: HANDLE, options: u32) ->
     }
 }
 
+/// `SOCKNOTIFY_PORT_STATS` (an extension): a snapshot of one port, filled by
+/// [`socknotify_GetPortStats`]; the fields are those of [`crate::Stats`].
+///
+/// ```
+/// let s = socknotify::windows_sys::SOCKNOTIFY_PORT_STATS::default();
+/// assert_eq!(s.registrations, 0);
+/// ```
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SOCKNOTIFY_PORT_STATS {
+    /// Registrations held, including those whose REMOVE packet is not yet dequeued.
+    pub registrations: u64,
+    /// Packets queued and not yet handed to a thread.
+    pub queued: u64,
+    /// Threads blocked in a dequeue on the port.
+    pub waiters: u64,
+    /// Threads counted as running (decision D23).
+    pub running: u64,
+    /// Packets posted since the port was created.
+    pub posted: u64,
+    /// Packets handed to threads since the port was created.
+    pub delivered: u64,
+    /// Audits of the kernel's watch list (closes_through_port only).
+    pub audits: u64,
+    /// Registrations repaired after a broken closes_through_port promise.
+    pub reuse_repairs: u64,
+}
+
+/// `socknotify_GetPortStats` (an extension, not in Windows): fills `*stats` with a snapshot of
+/// the port. FALSE with `ERROR_INVALID_HANDLE` (not a live port) or `ERROR_INVALID_PARAMETER`
+/// (`stats` NULL or misaligned).
+///
+/// # Safety
+///
+/// `stats` must be NULL or valid for writes of one `SOCKNOTIFY_PORT_STATS`.
+///
+/// ```
+/// use socknotify::windows_sys::*;
+/// unsafe {
+///     let port = CreateIoCompletionPort(INVALID_HANDLE_VALUE, std::ptr::null_mut(), 0, 0);
+///     PostQueuedCompletionStatus(port, 1, 2, std::ptr::null_mut());
+///     let mut s = SOCKNOTIFY_PORT_STATS::default();
+///     assert_eq!(socknotify_GetPortStats(port, &mut s), TRUE);
+///     assert_eq!((s.posted, s.queued), (1, 1));
+///     assert_eq!(socknotify_GetPortStats(port, std::ptr::null_mut()), FALSE);
+///     CloseHandle(port);
+/// }
+/// ```
+pub unsafe fn socknotify_GetPortStats(completionport: HANDLE, stats: *mut SOCKNOTIFY_PORT_STATS) -> BOOL {
+    let Some(port) = handles::port(completionport) else {
+        return fail(ERROR_INVALID_HANDLE, FALSE);
+    };
+    // SAFETY: the caller provides `stats` NULL or writable for one value; nothing else
+    // refers to it during this call.
+    let Some(out) = (unsafe { Out::new(stats) }) else {
+        return fail(ERROR_INVALID_PARAMETER, FALSE);
+    };
+    let s = port.stats();
+    out.write(SOCKNOTIFY_PORT_STATS {
+        registrations: s.registrations as u64,
+        queued: s.queued as u64,
+        waiters: s.waiters as u64,
+        running: s.running as u64,
+        posted: s.posted,
+        delivered: s.delivered,
+        audits: s.audits,
+        reuse_repairs: s.reuse_repairs,
+    });
+    TRUE
+}
+
 /// The [`CompletionPort`] behind a handle from [`CreateIoCompletionPort`] (a clone: the same
 /// port), to use the safe API on it; `None` for anything but a live port handle. Closing the
 /// handle closes the port.
