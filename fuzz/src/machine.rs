@@ -99,43 +99,9 @@ struct Interest {
     pending: bool,
 }
 
-/// The epoll flags the real port uses for an interest (the simulation speaks epoll).
-fn flags_of(w: Watch) -> u32 {
-    match w {
-        Watch::Level { read, write, once } => {
-            let mut f = EPOLLRDHUP;
-            if read {
-                f |= EPOLLIN;
-            }
-            if write {
-                f |= EPOLLOUT;
-            }
-            if once {
-                f |= EPOLLONESHOT;
-            }
-            f
-        }
-        Watch::Edge => EPOLLRDHUP | EPOLLIN | EPOLLOUT | EPOLLET,
-        Watch::Off => EPOLLET | EPOLLONESHOT,
-    }
-}
-
-/// epoll bits as the machine's readiness.
-fn readiness_of(revents: u32) -> Readiness {
-    let mut r = Readiness::NONE;
-    for (bit, ready) in [
-        (EPOLLIN, Readiness::READ),
-        (EPOLLOUT, Readiness::WRITE),
-        (EPOLLERR, Readiness::ERROR),
-        (EPOLLHUP, Readiness::HANGUP),
-        (EPOLLRDHUP, Readiness::READ_HANGUP),
-    ] {
-        if revents & bit != 0 {
-            r |= ready;
-        }
-    }
-    r
-}
+/// The port's own translation between the machine's terms and epoll's bits (the simulation
+/// speaks epoll).
+use socknotify::epoll_bits::{flags as flags_of, readiness as readiness_of};
 
 fn reported(flags: u32, revents: u32) -> u32 {
     revents & ((flags & (EPOLLIN | EPOLLOUT | EPOLLRDHUP)) | EPOLLERR | EPOLLHUP)

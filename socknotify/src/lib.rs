@@ -78,6 +78,13 @@ mod abi;
 pub mod machine;
 #[cfg(not(feature = "fuzzing"))]
 mod machine;
+/// The `sys` layer's translation between the machine's terms and epoll's bits, public only for
+/// the fuzz harness's simulated kernel (feature `fuzzing`); not part of the API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod epoll_bits {
+    pub use crate::sys::epoll::{flags, readiness};
+}
 mod port;
 #[allow(unsafe_code)]
 mod sys;

@@ -18,7 +18,7 @@ const EPOLLET: u32 = libc::EPOLLET as u32;
 
 /// The epoll flags that express an [`Interest`]. Level interests always ask for the read
 /// hang-up, which the mapping to Windows' bits needs; an edge interest asks for everything.
-pub(crate) fn flags(interest: Interest) -> u32 {
+pub fn flags(interest: Interest) -> u32 {
     match interest {
         Interest::Level { read, write, once } => {
             let mut f = EPOLLRDHUP;
@@ -39,7 +39,7 @@ pub(crate) fn flags(interest: Interest) -> u32 {
 }
 
 /// The [`Readiness`] that epoll (or `poll`, whose bits are the same) reports as `revents`.
-pub(crate) fn readiness(revents: u32) -> Readiness {
+pub fn readiness(revents: u32) -> Readiness {
     let mut r = Readiness::NONE;
     for (bit, ready) in [
         (EPOLLIN, Readiness::READ),
