@@ -71,6 +71,18 @@ pub struct Machine {
     last_in_user_space: bool,
 }
 
+/// What an [`audit`](Machine::audit) checks the registrations against.
+#[derive(Clone, Copy, Debug)]
+pub enum AuditBy<'a> {
+    /// The kernel's watch list: every (descriptor, token) it watches for this port, sorted.
+    /// One read for all registrations; also catches registrations no entry touched.
+    WatchList(&'a [(RawFd, u64)]),
+    /// The identity (`SO_COOKIE`) of each unconfirmed registration's descriptor: one question
+    /// per unconfirmed registration, cheaper when they are few among many; also catches a
+    /// closed socket whose number now names a `dup` of another.
+    Identity,
+}
+
 /// How an applied entry learnt that its descriptor still names the registered socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Checked {
@@ -683,13 +695,18 @@ impl Machine {
     /// last audit without asking the kernel, they were meant for the socket that has the
     /// number now, which is registered with the first one's key and the last one's operation.
     /// Every other registration is confirmed. Returns how many registrations were dropped.
-    pub fn audit(&mut self, watched: &[(RawFd, u64)], kernel: &mut impl Kernel, claims: &mut impl Claims) -> usize {
+    pub fn audit(&mut self, by: AuditBy<'_>, kernel: &mut impl Kernel, claims: &mut impl Claims) -> usize {
         let mut gone = Vec::new();
         for (slot, r) in self.regs.iter().enumerate() {
             let Some(r) = r else { continue };
-            if matches!(r.state, RegState::Enabled | RegState::Disabled)
-                && watched.binary_search(&(r.fd, r.token(slot).0)).is_err()
-            {
+            if !matches!(r.state, RegState::Enabled | RegState::Disabled) {
+                continue;
+            }
+            let lost = match by {
+                AuditBy::WatchList(watched) => watched.binary_search(&(r.fd, r.token(slot).0)).is_err(),
+                AuditBy::Identity => r.unverified.is_some() && kernel.cookie(r.fd) != Some(r.cookie),
+            };
+            if lost {
                 gone.push((slot, r.fd, r.unverified));
             }
         }

@@ -19,7 +19,7 @@
 use super::claims::PortClaims;
 use super::sync::{lock, wait, Condvar, Mutex, MutexGuard};
 use crate::abi::Completion;
-use crate::machine::{Machine, Token};
+use crate::machine::{AuditBy, Machine, Token};
 use crate::sys;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -210,9 +210,16 @@ impl Inner {
             return;
         }
         st.unverified_since = None;
-        let Ok(watched) = sys::epoll::watched(&self.epfd) else { return };
         let mut kernel = sys::SysKernel::new(&self.epfd);
-        let repaired = st.machine.audit(&watched, &mut kernel, &mut PortClaims { port: self.id, owner: weak });
+        let mut claims = PortClaims { port: self.id, owner: weak };
+        // Few unconfirmed registrations among many: ask each one's identity; otherwise read
+        // the kernel's whole watch list once (see `AuditBy`).
+        let repaired = if st.machine.unverified() * 16 < st.machine.live() {
+            st.machine.audit(AuditBy::Identity, &mut kernel, &mut claims)
+        } else {
+            let Ok(watched) = sys::epoll::watched(&self.epfd) else { return };
+            st.machine.audit(AuditBy::WatchList(&watched), &mut kernel, &mut claims)
+        };
         st.counters.audits += 1;
         st.counters.reuse_repairs += repaired as u64;
         if repaired > 0 {
