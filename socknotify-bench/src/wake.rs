@@ -76,7 +76,15 @@ struct MioWait {
 }
 impl Wait for MioWait {
     fn wait_one(&mut self, seq: u64) -> Res<()> {
-        ctx(self.poll.poll(&mut self.events, Some(WAIT)), "mio poll")?;
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.poll.poll(&mut self.events, Some(left)) {
+                // A signal (the profiler's, the test harness's) interrupted the wait: wait on.
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted && !left.is_zero() => continue,
+                r => break ctx(r, "mio poll")?,
+            }
+        }
         if self.events.is_empty() {
             return Err(format!("mio: wake {seq} not received within {WAIT:?}"));
         }

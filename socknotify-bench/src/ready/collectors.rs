@@ -158,7 +158,11 @@ impl<'a> MioC<'a> {
 
     fn poll(&mut self, t: Duration) -> Res<()> {
         sys::note(model::MIO_POLL);
-        ctx(self.poll.poll(&mut self.events, Some(t)), "mio poll")
+        match self.poll.poll(&mut self.events, Some(t)) {
+            // Interrupted by a signal: no events this time; the caller polls again.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(()),
+            r => ctx(r, "mio poll"),
+        }
     }
 }
 
