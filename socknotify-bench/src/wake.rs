@@ -108,7 +108,13 @@ impl Wait for PollingWait {
         let deadline = Instant::now() + WAIT;
         while self.1.load(Ordering::Acquire) < seq + 1 {
             self.2.clear();
-            ctx(self.0.wait(&mut self.2, Some(WAIT)), "polling wait")?;
+            match self.0.wait(&mut self.2, Some(WAIT)) {
+                // Interrupted by a signal: wait again (within the deadline).
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                r => {
+                    ctx(r, "polling wait")?;
+                }
+            }
             if Instant::now() > deadline {
                 return Err(format!("polling: notify {seq} not received within {WAIT:?}"));
             }

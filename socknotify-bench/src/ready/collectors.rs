@@ -234,7 +234,11 @@ impl<'a> PollingC<'a> {
     fn wait(&mut self, t: Duration) -> Res<()> {
         self.events.clear();
         sys::note(model::POLLING_WAIT);
-        ctx(self.poller.wait(&mut self.events, Some(t)), "polling wait").map(|_| ())
+        match self.poller.wait(&mut self.events, Some(t)) {
+            // Interrupted by a signal: no events this time; the caller polls again.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(()),
+            r => ctx(r, "polling wait").map(|_| ()),
+        }
     }
 }
 
