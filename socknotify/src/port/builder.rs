@@ -134,6 +134,12 @@ impl Builder {
         let epfd = sys::epoll_create()?;
         let wakefd = sys::eventfd()?;
         sys::epoll_add(&epfd, wakefd.as_raw_fd(), sys::epoll::WAKE_FLAGS, WAKE_TOKEN)?;
+        // The descriptor handed out by `as_fd`: readable when `epfd` is (kernel readiness may
+        // be pending) or `readyfd` is (a packet is queued).
+        let pollfd = sys::epoll_create()?;
+        let readyfd = sys::eventfd()?;
+        sys::epoll_add(&pollfd, epfd.as_raw_fd(), sys::epoll::WAKE_FLAGS, 0)?;
+        sys::epoll_add(&pollfd, readyfd.as_raw_fd(), sys::epoll::WAKE_FLAGS, 1)?;
         let concurrency = match self.concurrency {
             0 => sys::processors(),
             n => n,
@@ -143,6 +149,8 @@ impl Builder {
             id: NEXT_PORT.fetch_add(1, Ordering::Relaxed),
             epfd,
             wakefd,
+            pollfd,
+            readyfd,
             ring: ring.map(Mutex::new),
             ring_broken: AtomicBool::new(false),
             ring_min_mods: if every_batch { 1 } else { sys::RING_MIN_MODS },
@@ -163,6 +171,9 @@ impl Builder {
                 wake_poller: false,
                 unverified_since: None,
                 counters: Counters::default(),
+                polled: false,
+                ready_signalled: false,
+                ready_stalled: None,
             }),
         });
         Ok(CompletionPort { inner })

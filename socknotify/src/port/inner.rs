@@ -38,6 +38,12 @@ pub(crate) struct Inner {
     pub(super) id: u64,
     pub(super) epfd: OwnedFd,
     pub(super) wakefd: OwnedFd,
+    /// The descriptor [`CompletionPort::as_fd`](super::CompletionPort) hands out: an epoll
+    /// instance watching `epfd` (kernel readiness may be pending) and `readyfd`.
+    pub(super) pollfd: OwnedFd,
+    /// An eventfd kept signalled, once the port is polled, while a dequeue would find a packet
+    /// (see [`Locked::settle`]).
+    pub(super) readyfd: OwnedFd,
     /// The io_uring instance, used by the thread in the poller role (see the lock order).
     pub(super) ring: Option<Mutex<sys::Ring>>,
     /// The ring failed in a way that leaves it unusable; the port goes on with plain epoll.
@@ -88,6 +94,14 @@ pub(super) struct PortState {
     pub unverified_since: Option<Instant>,
     /// Counts for [`CompletionPort::stats`](super::CompletionPort::stats).
     pub counters: Counters,
+    /// The port's descriptor was handed out: `readyfd` follows the packet queue.
+    pub polled: bool,
+    /// `readyfd` is signalled (by [`Locked::settle`]).
+    pub ready_signalled: bool,
+    /// A non-blocking dequeue found packets but could not take them (the concurrency limit,
+    /// D23): the running count it left behind (itself included). Once fewer threads run,
+    /// `readyfd` is signalled again, a new edge for edge-triggered pollers.
+    pub ready_stalled: Option<usize>,
 }
 
 /// Event counts of one port (see [`Stats`](crate::Stats)).
@@ -125,9 +139,31 @@ impl std::ops::DerefMut for Locked<'_> {
 }
 
 impl Locked<'_> {
+    /// Once the port is polled, makes `readyfd` follow the packet queue: signalled while a
+    /// dequeue would find a packet (or the port is closed, so that the poller sees the error),
+    /// reset otherwise. Done under the lock, on every release, so that a reset can never
+    /// swallow a signal decided later; it costs a system call only on a change.
+    fn settle(g: &mut PortState, inner: &Inner) {
+        if !g.polled {
+            return;
+        }
+        let want = g.closed || g.machine.queued() > 0;
+        let kick = g.ready_stalled.is_some_and(|level| g.running < level);
+        if want && (!g.ready_signalled || kick) {
+            sys::eventfd_signal(&inner.readyfd);
+            g.ready_signalled = true;
+            g.ready_stalled = None;
+        } else if !want && g.ready_signalled {
+            sys::eventfd_drain(&inner.readyfd);
+            g.ready_signalled = false;
+            g.ready_stalled = None;
+        }
+    }
+
     /// Releases the lock and makes the pending wake-ups.
     pub fn release(&mut self) {
         let Some(mut g) = self.guard.take() else { return };
+        Self::settle(&mut g, self.inner);
         if g.wakes.is_empty() && !g.wake_poller {
             return; // nothing to wake: just unlock
         }
@@ -152,6 +188,7 @@ impl Locked<'_> {
     /// Waits on this thread's condition variable (releasing the lock while it waits).
     pub fn wait(&mut self, cv: &Condvar, timeout: Option<Duration>) {
         let mut g = self.guard.take().expect("held");
+        Self::settle(&mut g, self.inner);
         // Wake-ups decided by this thread go out before it sleeps.
         let wakes = std::mem::take(&mut g.wakes);
         if std::mem::replace(&mut g.wake_poller, false) {
@@ -254,7 +291,9 @@ impl Inner {
         for ev in events {
             let (token, revents) = (ev.u64, ev.events);
             if token == WAKE_TOKEN {
-                if wait_began.is_some() {
+                // A signal with no poller in the kernel is stale (its poller left without
+                // seeing it): a polled port resets it, or its descriptor would stay readable.
+                if wait_began.is_some() || (st.polled && st.poller.is_none()) {
                     sys::eventfd_drain(&self.wakefd);
                 }
             } else {

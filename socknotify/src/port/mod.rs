@@ -11,12 +11,13 @@
 //! state, the lock and the lock order), `batch` (one call: apply entries, then dequeue; the
 //! re-arms that ride with the wait), `waiters` (blocked threads, the poller role, running
 //! threads), `claims` (the process-wide one-port-per-socket table and closing sockets),
-//! `sync` (the loom shim).
+//! `pollable` (the port as a descriptor for other event loops), `sync` (the loom shim).
 
 mod batch;
 mod builder;
 mod claims;
 mod inner;
+mod pollable;
 mod sync;
 mod waiters;
 

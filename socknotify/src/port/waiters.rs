@@ -216,6 +216,10 @@ impl Inner {
             }
         }
         if timeout == Some(Duration::ZERO) {
+            // Packets this thread may not take (D23): a polled port signals its descriptor
+            // again once a running thread stops (see `Locked::settle`).
+            // The caller counts as running once it returns, hence the + 1.
+            st.ready_stalled = (st.machine.queued() > 0).then_some(st.running + 1);
             return (st, Ok(0));
         }
         let id = waiter_id();
