@@ -49,7 +49,9 @@
 //! 4. the front ends: [`winsock`], the Windows-shaped safe layer
 //!    (`ProcessSocketNotifications` over slices), and [`windows_sys`], the same calls with
 //!    `windows-sys`'s names, types and `unsafe fn` signatures over raw pointers and `HANDLE`s
-//!    (for code ported from `windows-sys`; socknotify-c's C API calls it).
+//!    (for code ported from `windows-sys`; socknotify-c's C API calls it); the async
+//!    adapters `tokio` and `async_io` (features of the same names, off by default), over the
+//!    port's descriptor (`impl AsFd for CompletionPort`).
 #![cfg_attr(doc_examples_check, feature(rustdoc_missing_doc_code_examples))]
 #![cfg_attr(doc_examples_check, warn(rustdoc::missing_doc_code_examples))]
 #![deny(unsafe_code)]
@@ -93,6 +95,11 @@ mod sys;
 #[allow(unsafe_code)]
 pub mod windows_sys;
 pub mod winsock;
+// The async adapters (floor 4, beside the front ends): the port's descriptor on a reactor.
+#[cfg(feature = "async-io")]
+pub mod async_io;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use abi::codes;
 pub use abi::{Completion, Error, Events, Operation, Registration, RegistrationError, Trigger};

@@ -27,7 +27,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 /// a packet. A dequeue that returned 0 may be spurious (the readiness the kernel held turned
 /// out not to produce a packet); step 3 absorbs it. The descriptor belongs to the port: do not
 /// close it, read it or change its flags. The `tokio` and `async-io` features wrap this
-/// protocol as `async fn`s ([`crate::tokio::AsyncPort`], [`crate::async_io::AsyncPort`]).
+/// protocol as `async fn`s (`socknotify::tokio::AsyncPort`, `socknotify::async_io::AsyncPort`).
 ///
 /// Blocking dequeues may be mixed with this protocol on the same port.
 ///
