@@ -428,6 +428,19 @@ typedef struct SOCKNOTIFY_PORT_STATS {
  */
 BOOL WINAPI socknotify_GetPortStats(HANDLE CompletionPort, SOCKNOTIFY_PORT_STATS *stats);
 
+/**
+ * The port's descriptor, to nest the port in another event loop (epoll, poll, libuv, an
+ * async runtime). It is readable when a dequeue with a zero timeout may find a packet (one is
+ * queued, or a registered socket's readiness is pending) and quiet while the port is idle.
+ * Protocol: wait until it is readable; call GetQueuedCompletionStatusEx (or
+ * ProcessSocketNotifications) with timeout 0 until it returns WAIT_TIMEOUT; wait again. Every
+ * event after such an empty dequeue makes it readable again (a new edge for EPOLLET).
+ * The descriptor belongs to the port: do not close, read or change it; it is valid until
+ * CloseHandle(CompletionPort).
+ * Returns the descriptor, or -1 with GetLastError() = ERROR_INVALID_HANDLE (not a live port).
+ */
+int WINAPI socknotify_GetPortDescriptor(HANDLE CompletionPort);
+
 /* ------------------------------------------------------------------------------------ */
 /* Socket state notifications.                                                           */
 /* ------------------------------------------------------------------------------------ */

@@ -109,6 +109,14 @@ pub extern "C" fn socknotify_SetPortOptions(CompletionPort: HANDLE, options: DWO
     guard_or(FALSE, || unsafe { ws::socknotify_SetPortOptions(CompletionPort, options) })
 }
 
+/// `socknotify_GetPortDescriptor`: the port's descriptor for another event loop (see the
+/// header); -1 with `ERROR_INVALID_HANDLE` for anything but a live port.
+#[no_mangle]
+pub extern "C" fn socknotify_GetPortDescriptor(CompletionPort: HANDLE) -> std::ffi::c_int {
+    // SAFETY: no pointer is dereferenced (the handle is looked up in the table).
+    guard_or(-1, || unsafe { ws::socknotify_GetPortDescriptor(CompletionPort) })
+}
+
 /// `socknotify_GetPortStats`: a snapshot of the port into `*stats` (see the header).
 ///
 /// # Safety

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -363,6 +364,53 @@ static void port_options(void)
     CHECK_EQ(GetLastError(), ERROR_INVALID_HANDLE);
 }
 
+/* poll(2) on the port's descriptor: 1 if readable within ms milliseconds. */
+static int readable_within(int fd, int ms)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    int n = poll(&p, 1, ms);
+    CHECK(n >= 0);
+    return n == 1 && (p.revents & POLLIN);
+}
+
+static void port_descriptor(void)
+{
+    HANDLE port = th_port(0), dead;
+    OVERLAPPED_ENTRY e[4];
+    ULONG n = 0;
+    int fd, a, b;
+    CHECK_EQ(socknotify_GetPortDescriptor(INVALID_HANDLE_VALUE), -1);
+    CHECK_EQ(GetLastError(), ERROR_INVALID_HANDLE);
+    fd = socknotify_GetPortDescriptor(port);
+    CHECK(fd >= 0);
+    CHECK_EQ(socknotify_GetPortDescriptor(port), fd);
+    /* Idle: quiet. A post: readable until it is dequeued. */
+    CHECK(!readable_within(fd, 50));
+    CHECK(PostQueuedCompletionStatus(port, 1, 7, NULL));
+    CHECK(readable_within(fd, 0));
+    CHECK(GetQueuedCompletionStatusEx(port, e, 4, &n, 0, FALSE));
+    CHECK_EQ(n, 1);
+    CHECK_EQ(e[0].lpCompletionKey, 7);
+    CHECK(!readable_within(fd, 50));
+    CHECK(!GetQueuedCompletionStatusEx(port, e, 4, &n, 0, FALSE));
+    CHECK_EQ(GetLastError(), WAIT_TIMEOUT);
+    /* A socket's readiness makes it readable; the dequeue takes the packet. */
+    th_unix_pair(&a, &b);
+    CHECK_EQ(th_enable(port, a, 3, SOCK_NOTIFY_REGISTER_EVENT_IN,
+                       SOCK_NOTIFY_TRIGGER_LEVEL | SOCK_NOTIFY_TRIGGER_ONESHOT), 0);
+    CHECK(!readable_within(fd, 50));
+    th_write(b, "x", 1);
+    CHECK(readable_within(fd, 3000));
+    CHECK(GetQueuedCompletionStatusEx(port, e, 4, &n, 0, FALSE));
+    CHECK_EQ(n, 1);
+    CHECK_EQ(e[0].lpCompletionKey, 3);
+    th_finish(port, a, b);
+    dead = th_port(0);
+    CHECK(CloseHandle(dead));
+    CHECK_EQ(socknotify_GetPortDescriptor(dead), -1);
+    CHECK_EQ(GetLastError(), ERROR_INVALID_HANDLE);
+}
+
 const struct tcase tcases[] = {
     {"garbage_handles", "NULL, INVALID_HANDLE_VALUE and random handles: ERROR_INVALID_HANDLE", garbage_handles},
     {"handle_values", "port handles are distinct, never NULL/INVALID, never reused", handle_values},
@@ -375,5 +423,6 @@ const struct tcase tcases[] = {
     {"close_port_frees_sockets", "CloseHandle(port) drops its registrations (D6)", close_port_frees_sockets},
     {"misaligned", "a misaligned array: WSAEFAULT, nothing changes", misaligned},
     {"port_options", "socknotify_SetPortOptions: checked, before the first registration only", port_options},
+    {"port_descriptor", "socknotify_GetPortDescriptor: quiet when idle, readable with a packet", port_descriptor},
 };
 const size_t ntcases = sizeof tcases / sizeof tcases[0];

@@ -141,5 +141,6 @@ mod capi {
         close_port_frees_sockets => "close_port_frees_sockets",
         misaligned_pointers_are_wsaefault => "misaligned",
         port_options_only_before_the_first_registration => "port_options",
+        port_descriptor_quiet_when_idle_readable_with_a_packet => "port_descriptor",
     );
 }

@@ -297,6 +297,42 @@ pub unsafe fn socknotify_SetPortOptions(completionport: HANDLE, options: u32) ->
     }
 }
 
+/// `socknotify_GetPortDescriptor` (an extension, not in Windows): the port's descriptor, to
+/// nest the port in another event loop (`epoll`, `poll`, libuv, an async runtime). It is
+/// readable when a non-blocking dequeue (`GetQueuedCompletionStatusEx` or
+/// `ProcessSocketNotifications` with a zero timeout) may find a packet, and quiet while the
+/// port is idle; wait for it, dequeue with a zero timeout until `WAIT_TIMEOUT`, wait again
+/// (see `impl AsFd for CompletionPort`). The descriptor belongs to the port: do not close or
+/// read it. -1 with `ERROR_INVALID_HANDLE` for anything but a live port.
+///
+/// # Safety
+///
+/// None: it is `unsafe` only to match the other calls of this module.
+///
+/// ```
+/// use socknotify::windows_sys::*;
+/// unsafe {
+///     let port = CreateIoCompletionPort(INVALID_HANDLE_VALUE, std::ptr::null_mut(), 0, 0);
+///     let fd = socknotify_GetPortDescriptor(port);
+///     assert!(fd >= 0);
+///     let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+///     assert_eq!(libc::poll(&mut p, 1, 0), 0); // idle
+///     PostQueuedCompletionStatus(port, 1, 2, std::ptr::null_mut());
+///     assert_eq!(libc::poll(&mut p, 1, 0), 1); // a packet is queued
+///     CloseHandle(port);
+///     assert_eq!(socknotify_GetPortDescriptor(port), -1);
+///     assert_eq!(GetLastError(), ERROR_INVALID_HANDLE);
+/// }
+/// ```
+pub unsafe fn socknotify_GetPortDescriptor(completionport: HANDLE) -> i32 {
+    match handles::port(completionport) {
+        // The port behind the handle outlives this clone: the number stays valid until
+        // `CloseHandle` retires the handle (and the last clone is dropped).
+        Some(port) => std::os::fd::AsRawFd::as_raw_fd(&port),
+        None => fail(ERROR_INVALID_HANDLE, -1),
+    }
+}
+
 /// `SOCKNOTIFY_PORT_STATS` (an extension): a snapshot of one port, filled by
 /// [`socknotify_GetPortStats`]; the fields are those of [`crate::Stats`].
 ///

@@ -95,8 +95,8 @@ pub use crate::abi::win32::{
 };
 pub use errors::{GetLastError, SetLastError, WSAGetLastError, WSASetLastError};
 pub use iocp::{
-    completion_port, socknotify_GetPortStats, socknotify_SetPortOptions, CloseHandle, CreateIoCompletionPort,
-    GetQueuedCompletionStatus, GetQueuedCompletionStatusEx, PostQueuedCompletionStatus,
+    completion_port, socknotify_GetPortDescriptor, socknotify_GetPortStats, socknotify_SetPortOptions, CloseHandle,
+    CreateIoCompletionPort, GetQueuedCompletionStatus, GetQueuedCompletionStatusEx, PostQueuedCompletionStatus,
     SOCKNOTIFY_PORT_CLOSES_THROUGH_PORT, SOCKNOTIFY_PORT_STATS,
 };
 pub use psn::{ProcessSocketNotifications, SocketNotificationRetrieveEvents};
