@@ -168,3 +168,53 @@ fn close_wakes_the_poller_with_abandoned() {
         }
     });
 }
+
+/// The port's descriptor (extension E1): whatever the interleaving of a post with a
+/// non-blocking dequeue, the packet is taken exactly once, and the descriptor is readable
+/// exactly when it is still queued (the set and the reset of its eventfd are made under the
+/// port lock, so a reset can never swallow a later post's signal).
+#[test]
+fn the_descriptor_is_readable_exactly_while_a_packet_is_queued() {
+    loom::model(|| {
+        let port = CompletionPort::with_concurrency(4).unwrap();
+        assert!(!port.model_descriptor_readable());
+        let p2 = port.clone();
+        let poster = loom::thread::spawn(move || p2.post(Completion::new(3, 0, 0)).unwrap());
+        let mut out = [Completion::default(); 1];
+        let taken = port.dequeue(&mut out, Some(std::time::Duration::ZERO)).unwrap();
+        poster.join().unwrap();
+        assert_eq!(taken + port.queued(), 1, "the packet is taken once or still queued");
+        assert_eq!(port.model_descriptor_readable(), port.queued() > 0);
+        leave_the_port();
+    });
+}
+
+/// A blocked waiter and a polling thread on one port: a post goes to exactly one of them, and
+/// the descriptor is left quiet once it was taken.
+#[test]
+fn a_blocked_waiter_and_a_poller_share_a_post_once() {
+    model_bounded(|| {
+        let port = CompletionPort::with_concurrency(4).unwrap();
+        let _ = port.model_descriptor_readable(); // the descriptor is in use
+        let p2 = port.clone();
+        let blocked = loom::thread::spawn(move || {
+            let mut out = [Completion::default(); 1];
+            let n = p2.dequeue(&mut out, None);
+            leave_the_port();
+            n
+        });
+        port.post(Completion::new(1, 0, 0)).unwrap();
+        let mut out = [Completion::default(); 1];
+        let polled = port.dequeue(&mut out, Some(std::time::Duration::ZERO)).unwrap();
+        if polled == 1 {
+            // The waiter still sleeps: end it.
+            port.close();
+            assert!(blocked.join().unwrap().is_err());
+        } else {
+            assert_eq!(blocked.join().unwrap().unwrap(), 1);
+            assert!(!port.model_descriptor_readable(), "taken: quiet");
+            port.close();
+        }
+        leave_the_port();
+    });
+}

@@ -78,3 +78,15 @@ impl super::inner::Inner {
         st.release();
     }
 }
+
+#[cfg(loom)]
+impl CompletionPort {
+    /// Under the loom model only: whether the port's descriptor is readable now, asked of the
+    /// model's kernel (which sees the eventfds; sockets are never ready there).
+    #[doc(hidden)]
+    pub fn model_descriptor_readable(&self) -> bool {
+        let _ = self.as_fd();
+        let mut ev = [crate::sys::EpollEvent { events: 0, u64: 0 }; 2];
+        crate::sys::epoll_wait(&self.inner.pollfd, &mut ev, Some(std::time::Duration::ZERO)).unwrap_or(0) > 0
+    }
+}
