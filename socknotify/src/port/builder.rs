@@ -163,6 +163,8 @@ impl Builder {
                 wake_poller: false,
                 unverified_since: None,
                 counters: Counters::default(),
+                diag: sys::Diag::new(),
+                probes: Vec::new(),
             }),
         });
         Ok(CompletionPort { inner })
