@@ -135,15 +135,17 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_ne_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
-/// Parses one reply: `(sequence number, counters)`, `None` for an error answer or a state
-/// whose counters are not used.
-fn parse(b: &[u8]) -> Option<(u32, TcpCounters)> {
+/// Parses one reply: `(sequence number, cookie, counters)`, `None` for an error answer or a
+/// state whose counters are not used.
+fn parse(b: &[u8]) -> Option<(u32, u64, TcpCounters)> {
     let len = (u32_at(b, 0)? as usize).min(b.len());
     let b = &b[..len];
     if u16_at(b, 4)? != SOCK_DIAG_BY_FAMILY {
         return None; // NLMSG_ERROR and anything else
     }
     let seq = u32_at(b, 8)?;
+    // The socket id sits at 20; its cookie at 40 within it, as two 32-bit halves.
+    let cookie = u64::from(u32_at(b, 60)?) | (u64::from(u32_at(b, 64)?) << 32);
     // inet_diag_msg at 16: family, state, timer, retrans, id (48), expires, rqueue, ...
     let fin = fin_received(*b.get(17)?)?;
     let rqueue = u64::from(u32_at(b, 16 + 56)?);
@@ -162,7 +164,7 @@ fn parse(b: &[u8]) -> Option<(u32, TcpCounters)> {
             // `rcv_nxt - copied_seq` counts a received, unread FIN; FIONREAD (which the
             // machine's counters follow) does not.
             let queued = if fin { rqueue.saturating_sub(1) } else { rqueue };
-            return Some((seq, TcpCounters { received, queued, acked }));
+            return Some((seq, cookie, TcpCounters { received, queued, acked }));
         }
         at += (alen + 3) & !3;
     }
@@ -177,6 +179,8 @@ pub(crate) struct Diag {
     /// The interface is unavailable (no netlink socket, or batches without any answer).
     off: bool,
     strikes: u32,
+    /// The sequence number of the next request (replies are matched by it and by cookie).
+    seq: u32,
     /// Per descriptor number: the cookie and address pair last learnt.
     pairs: Vec<Option<(u64, Endpoints)>>,
     /// The answers of the last [`counters`](Self::counters) call.
@@ -242,13 +246,15 @@ impl Diag {
         let mut answered = false;
         for chunk in socks.chunks(CHUNK) {
             self.req.clear();
-            let mut asked: Vec<RawFd> = Vec::with_capacity(chunk.len());
+            let mut asked: Vec<(RawFd, u64)> = Vec::with_capacity(chunk.len());
+            let base = self.seq;
             for &(fd, cookie) in chunk {
                 let Some(e) = self.pair(fd, cookie) else { continue };
-                let seq = asked.len() as u32;
+                let seq = base.wrapping_add(asked.len() as u32);
                 self.req.extend_from_slice(&request(seq, &e, cookie));
-                asked.push(fd);
+                asked.push((fd, cookie));
             }
+            self.seq = base.wrapping_add(asked.len() as u32);
             if asked.is_empty() {
                 continue;
             }
@@ -257,10 +263,14 @@ impl Diag {
             }
             let got = receive(nl, &mut self.replies, asked.len());
             for (i, len) in got.into_iter().enumerate() {
-                let Some((seq, c)) = parse(&self.replies[i * REPLY..i * REPLY + len]) else { continue };
-                if let Some(&fd) = asked.get(seq as usize) {
-                    self.answers.push((fd, c));
-                    answered = true;
+                let Some((seq, cookie, c)) = parse(&self.replies[i * REPLY..i * REPLY + len]) else { continue };
+                // Only an answer to a request of this chunk, about the socket it asked for.
+                match asked.get(seq.wrapping_sub(base) as usize) {
+                    Some(&(fd, asked_cookie)) if asked_cookie == cookie => {
+                        self.answers.push((fd, c));
+                        answered = true;
+                    }
+                    _ => {}
                 }
             }
         }
