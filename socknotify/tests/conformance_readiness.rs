@@ -704,6 +704,104 @@ fn d18_tcp_edge_new_data_without_a_drain_is_not_a_new_edge() {
     assert!(ev(&expect_key(&port, K)).contains(Events::IN), "no IN after drain + new data");
 }
 
+// When one kernel wait reports several TCP edge registrations, their byte counters are read
+// at once (socket diagnostics, two system calls for all of them) instead of `FIONREAD` and
+// `TCP_INFO` per socket. The edge rule must come out the same: these run with several
+// sockets, so that every report below is part of such a batch.
+
+const PAIRS: usize = 6;
+
+fn edge_pairs(port: &socknotify::CompletionPort, events: Events) -> Vec<(std::net::TcpStream, std::net::TcpStream)> {
+    (0..PAIRS)
+        .map(|i| {
+            let (a, b) = tcp_pair();
+            assert_eq!(enable(port, &a, K + i, events, Trigger::EDGE_PERSISTENT), Ok(()));
+            (a, b)
+        })
+        .collect()
+}
+
+/// Dequeues until every pair's key came once (or `PATIENCE` passed): key → events.
+fn one_packet_each(port: &socknotify::CompletionPort) -> Vec<Events> {
+    let mut got = vec![Events::NONE; PAIRS];
+    let mut seen = 0;
+    let deadline = Instant::now() + PATIENCE;
+    while seen < PAIRS && Instant::now() < deadline {
+        for c in dequeue(port, 64, deadline - Instant::now()) {
+            let i = c.key().checked_sub(K).filter(|&i| i < PAIRS).expect("a pair's key");
+            assert!(got[i].is_empty(), "pair {i} got a second packet: {:?}", ev(&c));
+            got[i] = ev(&c);
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, PAIRS, "not every pair got its packet: {got:?}");
+    got
+}
+
+/// T27 for IN, with the reports read in a batch: data already there at ENABLE gives no edge,
+/// and neither does more data or the peer's FIN before a drain (only HANGUP rises).
+#[test]
+fn edge_does_not_rise_for_data_present_at_enable() {
+    let port = port();
+    let pairs: Vec<_> = (0..PAIRS)
+        .map(|i| {
+            let (a, b) = tcp_pair();
+            write_all(&b, b"12345");
+            std::thread::sleep(MS(2));
+            assert_eq!(enable(&port, &a, K + i, Events::IN | Events::HANGUP, Trigger::EDGE_PERSISTENT), Ok(()));
+            (a, b)
+        })
+        .collect();
+    expect_empty(&port, QUIET);
+    for (_, b) in &pairs {
+        write_all(b, b"67890");
+    }
+    expect_empty(&port, QUIET);
+    for (_, b) in &pairs {
+        shutdown_write(b);
+    }
+    for (i, e) in one_packet_each(&port).into_iter().enumerate() {
+        assert_eq!(e, Events::HANGUP, "pair {i}: the FIN before a drain re-raised IN");
+    }
+    expect_empty(&port, QUIET);
+}
+
+/// T25 / D18 with the reports read in a batch: new data without a drain, or after a partial
+/// read, is no edge; after a drain it is one, exactly once. The second round of edges is
+/// decided without a probe per socket: its system calls stay below the two per socket that
+/// `FIONREAD` + `TCP_INFO` would cost.
+#[test]
+fn edge_re_rises_after_drain_without_extra_probe() {
+    let port = port();
+    let pairs = edge_pairs(&port, Events::IN);
+    for (_, b) in &pairs {
+        write_all(b, b"12345");
+    }
+    assert!(one_packet_each(&port).iter().all(|e| e.contains(Events::IN)));
+    for (_, b) in &pairs {
+        write_all(b, b"67890"); // nothing read yet
+    }
+    expect_empty(&port, QUIET);
+    for (a, b) in &pairs {
+        read_n(a, 3); // a partial read, then more data
+        write_all(b, b"abc");
+    }
+    expect_empty(&port, QUIET);
+    for (a, _) in &pairs {
+        assert_eq!(drain_socket(a), 10);
+    }
+    for (_, b) in &pairs {
+        write_all(b, b"z");
+    }
+    std::thread::sleep(MS(20));
+    let before = socknotify::CompletionPort::thread_syscalls();
+    let got = one_packet_each(&port);
+    let calls = socknotify::CompletionPort::thread_syscalls() - before;
+    assert!(got.iter().all(|e| e.contains(Events::IN)), "no IN after drain + new data: {got:?}");
+    assert!(calls < PAIRS as u64, "{calls} system calls to decide {PAIRS} edges: counters read per socket?");
+    expect_empty(&port, QUIET); // exactly once
+}
+
 /// Spec §4.2 ONESHOT: delivery disables the whole registration, for EDGE too; only ENABLE re-arms.
 #[test]
 fn edge_oneshot_is_disarmed_by_its_delivery() {

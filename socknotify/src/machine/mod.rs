@@ -729,6 +729,23 @@ impl Machine {
         self.fifo.push_back(Packet::posted(c));
     }
 
+    /// The socket (descriptor, cookie) whose TCP byte counters [`on_event`](Self::on_event)
+    /// may ask for when it applies this report: an enabled edge registration of a socket
+    /// already known to be TCP, reported readable, writable or hung up. The port reads the
+    /// counters of all such reports of one kernel wait at once, before applying them.
+    pub fn counters_wanted(&self, token: Token, revents: Readiness) -> Option<(RawFd, u64)> {
+        let slot = (token.0 & 0xFFFF_FFFF) as usize;
+        let generation = (token.0 >> 32) as u32;
+        let r = self.regs.get(slot)?.as_ref()?;
+        let moved = Readiness::READ | Readiness::WRITE | Readiness::HANGUP | Readiness::READ_HANGUP;
+        let wanted = r.generation == generation
+            && r.state == RegState::Enabled
+            && r.trigger.is_edge()
+            && r.tcp == Some(true)
+            && revents & moved != Readiness::NONE;
+        wanted.then_some((r.fd, r.cookie))
+    }
+
     /// One epoll event for `token` with `revents`: apply the trigger rules (spec §4.2).
     pub fn on_event(&mut self, token: Token, revents: Readiness, kernel: &mut impl Kernel) {
         let slot = (token.0 & 0xFFFF_FFFF) as usize;

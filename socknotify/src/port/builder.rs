@@ -174,6 +174,8 @@ impl Builder {
                 polled: false,
                 ready_signalled: false,
                 ready_stalled: None,
+                diag: sys::Diag::new(),
+                probes: Vec::new(),
             }),
         });
         Ok(CompletionPort { inner })

@@ -102,6 +102,10 @@ pub(super) struct PortState {
     /// D23): the running count it left behind (itself included). Once fewer threads run,
     /// `readyfd` is signalled again, a new edge for edge-triggered pollers.
     pub ready_stalled: Option<usize>,
+    /// Reads the TCP counters of many edge registrations at once (see `absorb`).
+    pub diag: sys::Diag,
+    /// The sockets whose counters the reports being applied may need.
+    pub probes: Vec<(std::os::fd::RawFd, u64)>,
 }
 
 /// Event counts of one port (see [`Stats`](crate::Stats)).
@@ -286,7 +290,17 @@ impl Inner {
     /// was released then): a registration re-armed since may have been reported from before
     /// its re-arm, so the machine samples such a packet again at delivery.
     pub(super) fn absorb(&self, st: &mut PortState, events: &[sys::EpollEvent], wait_began: Option<u64>) {
-        let mut kernel = sys::SysKernel::new(&self.epfd);
+        // Edge registrations of TCP sockets need byte counters (D18): when several are
+        // reported, read them all at once rather than two system calls each.
+        st.probes.clear();
+        for ev in events {
+            if ev.u64 != WAKE_TOKEN {
+                let wanted = st.machine.counters_wanted(Token(ev.u64), sys::epoll::readiness(ev.events));
+                st.probes.extend(wanted);
+            }
+        }
+        let counters = if st.probes.len() >= 2 { st.diag.counters(&st.probes) } else { &[] };
+        let mut kernel = sys::SysKernel::new(&self.epfd).with_counters(counters);
         st.machine.set_reports_since(wait_began);
         for ev in events {
             let (token, revents) = (ev.u64, ev.events);

@@ -14,17 +14,27 @@ pub(crate) struct SysKernel<'a> {
     /// When set, `modify`s are collected here (tagged with `tag`) instead of being made at
     /// once: the waiting thread submits them with its wait in one io_uring call.
     defer: Option<(&'a mut Vec<Mod>, u64)>,
+    /// TCP counters already read for this batch of reports (see [`Diag`](super::Diag)).
+    counters: &'a [(RawFd, TcpCounters)],
+    /// Where the next `counters` lookup starts (they are asked for in report order).
+    cursor: usize,
 }
 
 impl<'a> SysKernel<'a> {
     /// The kernel of the port whose epoll instance is `epfd`.
     pub(crate) fn new(epfd: &'a OwnedFd) -> Self {
-        SysKernel { epfd, defer: None }
+        SysKernel { epfd, defer: None, counters: &[], cursor: 0 }
+    }
+
+    /// This kernel, answering `tcp_counters` from `counters` (read for the reports being
+    /// applied) where they hold the descriptor.
+    pub(crate) fn with_counters(self, counters: &'a [(RawFd, TcpCounters)]) -> Self {
+        SysKernel { counters, ..self }
     }
 
     /// A kernel whose `modify`s are collected into `pending`, tagged with `tag`.
     pub(crate) fn deferring(epfd: &'a OwnedFd, pending: &'a mut Vec<Mod>, tag: u64) -> Self {
-        SysKernel { epfd, defer: Some((pending, tag)) }
+        SysKernel { epfd, defer: Some((pending, tag)), counters: &[], cursor: 0 }
     }
 }
 
@@ -64,6 +74,14 @@ impl Kernel for SysKernel<'_> {
         tcp_never_connected(fd)
     }
     fn tcp_counters(&mut self, fd: RawFd) -> Option<TcpCounters> {
+        let n = self.counters.len();
+        for k in 0..n {
+            let i = (self.cursor + k) % n;
+            if self.counters[i].0 == fd {
+                self.cursor = i + 1;
+                return Some(self.counters[i].1);
+            }
+        }
         tcp_counters(fd)
     }
 }

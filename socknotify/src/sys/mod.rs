@@ -6,6 +6,7 @@
 //!   and epoll's bits;
 //! - `eventfd`: the port's wake-up descriptor;
 //! - `socket`: socket probes (identity, kind, TCP counters, a non-blocking `poll`);
+//! - `diag`: the TCP counters of many sockets at once (socket diagnostics over netlink);
 //! - `uring`: the io_uring round (re-arms and the wait in one system call);
 //! - `kernel`: the adapter that implements the machine's [`Kernel`](crate::machine::Kernel);
 //! - `cast`: the layout casts between Windows' arrays and the port's types (`OVERLAPPED_ENTRY`
@@ -22,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 mod cast;
+mod diag;
 pub(crate) mod epoll;
 mod eventfd;
 mod kernel;
@@ -32,6 +34,7 @@ mod socket;
 mod uring;
 
 pub(crate) use cast::{completions_mut, entries_mut, registrations_mut};
+pub(crate) use diag::Diag;
 pub(crate) use epoll::{epoll_add, epoll_create, epoll_mod, epoll_wait, event_buffer, EpollEvent};
 pub(crate) use eventfd::{eventfd, eventfd_drain, eventfd_signal};
 pub(crate) use kernel::SysKernel;
