@@ -4,7 +4,8 @@ use crate::pairs::PairKind;
 use crate::run::Mech;
 
 /// The scenarios, in the order a full run takes them.
-pub const SCENARIOS: [&str; 8] = ["burst", "rearm", "churn", "echo-edge", "echo", "posts", "heap", "wake"];
+pub const SCENARIOS: [&str; 9] =
+    ["burst", "rearm", "churn", "echo-edge", "echo", "echo-async", "posts", "heap", "wake"];
 
 /// What to run, and how.
 #[derive(Clone, Debug)]
@@ -23,7 +24,7 @@ pub struct Opts {
     pub ks: Option<Vec<usize>>,
     /// `--conns`: connections of echo-edge (default 64 and 1,024).
     pub conns: Option<Vec<usize>>,
-    /// `--workers`: workers of echo (default 2 and 4).
+    /// `--workers`: workers of echo (default 2 and 4) and echo-async (default 2).
     pub workers: Option<Vec<usize>>,
     /// `--requests`: requests per echo run, spread over its connections.
     pub requests: Option<usize>,

@@ -5,7 +5,8 @@
 //! ```text
 //! cargo run --release -p socknotify-bench -- [--quick] [--markdown] [--reps R] [--mech LIST]
 //!     [--n LIST] [--k LIST] [--conns LIST] [--workers LIST] [--requests M] [--posts P]
-//!     [--batch B] [--tcp] [--wall] [burst] [rearm] [churn] [echo-edge] [echo] [posts] [heap] [wake]
+//!     [--batch B] [--tcp] [--wall] [burst] [rearm] [churn] [echo-edge] [echo] [echo-async] [posts]
+//!     [heap] [wake]
 //! ```
 //!
 //! Every scenario checks what it receives (exact notifications, echoed bytes, packets in FIFO
@@ -83,6 +84,7 @@ fn start(o: &cli::Opts, nofile: u64) {
             "churn" => churn::scenario(o),
             "echo-edge" => echo::scenario(o, true, nofile),
             "echo" => echo::scenario(o, false, nofile),
+            "echo-async" => echo::scenario_async(o, nofile),
             "posts" => posts::scenario(o),
             "heap" => heap::scenario(o),
             "wake" => wake::scenario(o),

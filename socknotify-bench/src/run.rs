@@ -43,6 +43,12 @@ pub enum Mech {
     Queue,
     /// An eventfd with a blocking read (the reference of `wake`).
     EventFd,
+    /// socknotify (default backend) awaited by tokio tasks through `socknotify::tokio::AsyncPort`
+    /// (`echo-async`).
+    SnTokio,
+    /// Plain tokio, no socknotify: a task per connection on `tokio::net::TcpStream` (the
+    /// reference of `echo-async`).
+    Tokio,
 }
 
 impl Mech {
@@ -62,6 +68,8 @@ impl Mech {
             Mech::Polling => "polling",
             Mech::Queue => "queue+eventfd",
             Mech::EventFd => "eventfd",
+            Mech::SnTokio => "sn-tokio",
+            Mech::Tokio => "tokio",
         }
     }
 
@@ -77,7 +85,12 @@ impl Mech {
     }
 
     pub fn is_socknotify(self) -> bool {
-        matches!(self, Mech::Socknotify | Mech::SnEpoll | Mech::SnCtp)
+        matches!(self, Mech::Socknotify | Mech::SnEpoll | Mech::SnCtp | Mech::SnTokio)
+    }
+
+    /// The mechanisms served by a tokio runtime (`echo-async`).
+    pub fn is_tokio(self) -> bool {
+        matches!(self, Mech::SnTokio | Mech::Tokio)
     }
 
     /// The system calls this mechanism made so far, as far as the calling thread can tell:

@@ -332,3 +332,14 @@ pub fn thread_clock<T>(h: &std::thread::JoinHandle<T>) -> Result<libc::clockid_t
     }
     Ok(clock)
 }
+
+/// The CPU-time clock of the calling thread, valid from other threads while it runs.
+pub fn current_thread_clock() -> Result<libc::clockid_t, String> {
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: pthread_self is the calling (live) thread; clock is a local we own.
+    let r = unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) };
+    if r != 0 {
+        return Err(format!("pthread_getcpuclockid: {}", io::Error::from_raw_os_error(r)));
+    }
+    Ok(clock)
+}

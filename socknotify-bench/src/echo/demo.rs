@@ -70,10 +70,7 @@ pub fn start(mech: Mech, s: &mut Server, w: usize) -> Res<()> {
             }
         }
         Mech::Socknotify | Mech::SnEpoll | Mech::SnCtp => {
-            let p = mech.port(w as u32)?;
-            let mut reg = [Registration::enable(&sh.listener, LISTENER, Events::IN, Trigger::LEVEL_PERSISTENT)];
-            ctx(p.process(&mut reg, &mut [], Some(Duration::ZERO)), "process(listener)")?;
-            ctx(reg[0].result(), "listener registration")?;
+            let p = sn_port(mech, &sh, w)?;
             s.port = Some(p.clone());
             for i in 0..w {
                 let (sh, p) = (sh.clone(), p.clone());
@@ -83,6 +80,15 @@ pub fn start(mech: Mech, s: &mut Server, w: usize) -> Res<()> {
         _ => unreachable!(),
     }
     Ok(())
+}
+
+/// `mech`'s port with concurrency `w`, the listener registered `LEVEL_PERSISTENT`.
+pub fn sn_port(mech: Mech, sh: &Shared, w: usize) -> Res<CompletionPort> {
+    let p = mech.port(w as u32)?;
+    let mut reg = [Registration::enable(&sh.listener, LISTENER, Events::IN, Trigger::LEVEL_PERSISTENT)];
+    ctx(p.process(&mut reg, &mut [], Some(Duration::ZERO)), "process(listener)")?;
+    ctx(reg[0].result(), "listener registration")?;
+    Ok(p)
 }
 
 const EP_CONN_IN: u32 = EP_IN | EP_RDHUP | EP_ONESHOT;
@@ -215,55 +221,87 @@ fn polling_worker(sh: &Shared, pollers: &[polling::Poller], me: usize) {
     }
 }
 
+/// What a socknotify worker asks for in its next `process` call: per connection its key, the
+/// connection, and `Some(filter)` to re-enable it or `None` to REMOVE it.
+pub type SnNext = Vec<(usize, Arc<Conn>, Option<Events>)>;
+
+/// The registrations of `next`, for the next `process` call.
+pub fn sn_registrations(next: &SnNext) -> Vec<Registration<'_>> {
+    next.iter()
+        .map(|(key, c, filter)| match filter {
+            Some(f) => Registration::enable(&c.stream, *key, *f, Trigger::LEVEL_ONESHOT),
+            None => Registration::remove(&c.stream),
+        })
+        .collect()
+}
+
+/// Records every registration that failed.
+pub fn sn_check(sh: &Shared, regs: &[Registration<'_>]) {
+    for r in regs {
+        if let Err(e) = r.result() {
+            sh.fail(format!("registration of key {} failed: {e} (code {})", r.key(), r.result_code()));
+        }
+    }
+}
+
+/// Handles one batch of packets: accepts, serves, frees on REMOVE; what it decides goes into
+/// `next`. Returns how many packets had the key `stop` (not served).
+pub fn sn_handle(
+    sh: &Shared,
+    packets: &[Completion],
+    next: &mut SnNext,
+    buf: &mut [u8],
+    me: usize,
+    stop: Option<usize>,
+) -> usize {
+    let mut stops = 0;
+    for p in packets {
+        let key = p.key();
+        if key == LISTENER {
+            sh.accept_all(|k, c| {
+                next.push((k, c.clone(), Some(Events::IN | Events::HANGUP)));
+                Ok(())
+            });
+            continue;
+        }
+        if Some(key) == stop {
+            stops += 1;
+            continue;
+        }
+        if p.events().contains(Events::REMOVE) {
+            // The registration's last packet: now the state can go.
+            sh.close(key);
+            continue;
+        }
+        sh.woke(me);
+        let Some(conn) = sh.get(key, "packet") else { continue };
+        match serve_oneshot(&conn, buf) {
+            Next::In => next.push((key, conn, Some(Events::IN | Events::HANGUP))),
+            Next::Out => next.push((key, conn, Some(Events::OUT | Events::HANGUP))),
+            Next::Close => next.push((key, conn, None)),
+        }
+    }
+    stops
+}
+
 /// The demo's loop: the registrations decided while handling one batch go into the next
 /// `process` call, which applies them and then dequeues.
 fn sn_worker(sh: &Shared, port: &CompletionPort, me: usize) {
     let mut out = vec![Completion::default(); BATCH];
-    // (key, connection, Some(filter) to re-enable | None to REMOVE)
-    let mut next: Vec<(usize, Arc<Conn>, Option<Events>)> = Vec::new();
+    let mut next = SnNext::new();
     let mut buf = vec![0u8; BUF];
     while !sh.stopping() {
-        let mut regs: Vec<Registration<'_>> = next
-            .iter()
-            .map(|(key, c, filter)| match filter {
-                Some(f) => Registration::enable(&c.stream, *key, *f, Trigger::LEVEL_ONESHOT),
-                None => Registration::remove(&c.stream),
-            })
-            .collect();
+        let mut regs = sn_registrations(&next);
         let result = port.process(&mut regs, &mut out, Some(IDLE_WAIT));
-        for r in &regs {
-            if let Err(e) = r.result() {
-                sh.fail(format!("registration of key {} failed: {e} (code {})", r.key(), r.result_code()));
-            }
-        }
+        sn_check(sh, &regs);
         drop(regs);
         next.clear();
         let n = match result {
             Ok(n) => n,
             Err(e) => return sh.fail(format!("process: {e}")),
         };
-        for p in &out[..n] {
-            let key = p.key();
-            if key == LISTENER {
-                sh.accept_all(|k, c| {
-                    next.push((k, c.clone(), Some(Events::IN | Events::HANGUP)));
-                    Ok(())
-                });
-                continue;
-            }
-            if p.events().contains(Events::REMOVE) {
-                // The registration's last packet: now the state can go.
-                sh.close(key);
-                continue;
-            }
-            sh.woke(me);
-            let Some(conn) = sh.get(key, "packet") else { continue };
-            match serve_oneshot(&conn, &mut buf) {
-                Next::In => next.push((key, conn, Some(Events::IN | Events::HANGUP))),
-                Next::Out => next.push((key, conn, Some(Events::OUT | Events::HANGUP))),
-                Next::Close => next.push((key, conn, None)),
-            }
-        }
+        sn_handle(sh, &out[..n], &mut next, &mut buf, me, None); // it stops on the flag
+
         sh.publish(me);
     }
 }

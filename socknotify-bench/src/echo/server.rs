@@ -58,14 +58,15 @@ pub struct Shared {
 }
 
 impl Shared {
-    fn new(listener: TcpListener, conns: usize, workers: usize) -> Shared {
+    /// `per_worker`: counter slots (one per worker, or one per connection task).
+    pub fn new(listener: TcpListener, conns: usize, per_worker: usize) -> Shared {
         Shared {
             listener,
             slots: (0..conns).map(|_| Mutex::new(None)).collect(),
             next_key: AtomicUsize::new(0),
             accepted: AtomicUsize::new(0),
             closed: AtomicUsize::new(0),
-            per_worker: (0..workers).map(|_| PerWorker::default()).collect(),
+            per_worker: (0..per_worker).map(|_| PerWorker::default()).collect(),
             stop: AtomicBool::new(false),
             errors: AtomicU64::new(0),
             first_error: Mutex::new(None),
@@ -78,6 +79,11 @@ impl Shared {
         if f.is_none() {
             *f = Some(msg);
         }
+    }
+
+    /// How many connections the load generator opens (one slot each).
+    pub fn conns(&self) -> usize {
+        self.slots.len()
     }
 
     pub fn stopping(&self) -> bool {
@@ -279,13 +285,57 @@ fn write_some(conn: &Conn, data: &[u8]) -> Option<usize> {
     Some(done)
 }
 
-/// A running server.
+/// A running echo server, whatever runs it (threads, or tasks on a tokio runtime).
+pub trait EchoServer {
+    fn shared(&self) -> &Arc<Shared>;
+    fn addr(&self) -> SocketAddr;
+    /// CPU time of every thread serving so far.
+    fn cpu_ns(&self) -> u64;
+    /// The server's system calls so far (its workers' own and socknotify's), where the bench
+    /// can count them all; `None` where it cannot.
+    fn calls(&self) -> Option<u64>;
+    /// Stops the server; returns the server-side errors, if any. `clean`: every connection
+    /// was closed, so a port must hold only the listener's registration.
+    fn stop(&mut self, clean: bool) -> Res<()>;
+}
+
+/// The listener every server starts with, on 127.0.0.1, non-blocking.
+pub fn bind() -> Res<(TcpListener, SocketAddr)> {
+    let listener = ctx(TcpListener::bind("127.0.0.1:0"), "bind 127.0.0.1:0")?;
+    ctx(listener.set_nonblocking(true), "listener set_nonblocking")?;
+    // A backlog that holds every connection even if the workers are slow to accept.
+    sys::listen(listener.as_raw_fd(), 4096);
+    let addr = ctx(listener.local_addr(), "local_addr")?;
+    Ok((listener, addr))
+}
+
+/// Checks the port's registrations once a server stopped (only the listener's is left once
+/// every REMOVE packet was dequeued), then closes the port.
+pub fn check_port(p: CompletionPort, clean: bool, problems: &mut Vec<String>) {
+    let regs = p.registrations();
+    if clean && regs != 1 && problems.is_empty() {
+        problems.push(format!("the port still holds {regs} registrations (expected only the listener's)"));
+    }
+    p.close();
+}
+
+/// The server-side errors recorded in `sh`, if any.
+pub fn recorded_errors(sh: &Shared, problems: &mut Vec<String>) {
+    let errors = sh.errors.load(Ordering::Relaxed);
+    if errors > 0 {
+        let first = sh.first_error.lock().unwrap().clone().unwrap_or_default();
+        problems.push(format!("{errors} server-side error(s), the first: {first}"));
+    }
+}
+
+/// A running server on threads.
 pub struct Server {
     pub sh: Arc<Shared>,
     pub addr: SocketAddr,
     pub workers: Vec<JoinHandle<()>>,
     clocks: Vec<libc::clockid_t>,
     pub port: Option<CompletionPort>,
+    mech: Mech,
 }
 
 /// Spawns worker `i` of `mech`'s server.
@@ -295,19 +345,15 @@ pub fn spawn(mech: Mech, i: usize, f: Box<dyn FnOnce() + Send>) -> Res<JoinHandl
 
 impl Server {
     pub fn start(mech: Mech, cfg: &Config) -> Res<Server> {
-        let listener = ctx(TcpListener::bind("127.0.0.1:0"), "bind 127.0.0.1:0")?;
-        ctx(listener.set_nonblocking(true), "listener set_nonblocking")?;
-        // A backlog that holds every connection even if the workers are slow to accept.
-        sys::listen(listener.as_raw_fd(), 4096);
-        let addr = ctx(listener.local_addr(), "local_addr")?;
+        let (listener, addr) = bind()?;
         let workers = match cfg.style {
             Style::Demo => cfg.workers,
             Style::Edge => 1,
         };
         let sh = Arc::new(Shared::new(listener, cfg.conns, workers));
         // Built first, so that an error below stops the workers already started (Drop).
-        let mut s = Server { sh: sh.clone(), addr, workers: Vec::new(), clocks: Vec::new(), port: None };
-        if mech == Mech::Baseline || !Mech::SELECTABLE.contains(&mech) {
+        let mut s = Server { sh: sh.clone(), addr, workers: Vec::new(), clocks: Vec::new(), port: None, mech };
+        if !Mech::SELECTABLE.contains(&mech) {
             return Err(format!("the echo scenarios have no {} server", mech.name()));
         }
         match cfg.style {
@@ -317,15 +363,28 @@ impl Server {
         s.clocks = s.workers.iter().map(sys::thread_clock).collect::<Res<Vec<_>>>()?;
         Ok(s)
     }
+}
 
-    /// CPU time of all workers so far.
-    pub fn cpu_ns(&self) -> u64 {
+impl EchoServer for Server {
+    fn shared(&self) -> &Arc<Shared> {
+        &self.sh
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn cpu_ns(&self) -> u64 {
         self.clocks.iter().map(|&c| sys::clock_ns(c)).sum()
     }
 
-    /// Stops and joins the workers; returns the server-side errors, if any. `clean`: every
-    /// connection was closed, so a port must hold only the listener's registration.
-    pub fn stop(&mut self, clean: bool) -> Res<()> {
+    fn calls(&self) -> Option<u64> {
+        let sn = if self.mech.is_socknotify() { CompletionPort::syscalls() } else { 0 };
+        Some(self.sh.calls() + sn)
+    }
+
+    /// Stops and joins the workers.
+    fn stop(&mut self, clean: bool) -> Res<()> {
         self.sh.stop.store(true, Ordering::Release);
         let mut panicked = 0;
         for h in self.workers.drain(..) {
@@ -335,18 +394,9 @@ impl Server {
         if panicked > 0 {
             problems.push(format!("{panicked} server worker(s) panicked"));
         }
-        let errors = self.sh.errors.load(Ordering::Relaxed);
-        if errors > 0 {
-            let first = self.sh.first_error.lock().unwrap().clone().unwrap_or_default();
-            problems.push(format!("{errors} server-side error(s), the first: {first}"));
-        }
+        recorded_errors(&self.sh, &mut problems);
         if let Some(p) = self.port.take() {
-            // Only the listener is left once every REMOVE packet was dequeued.
-            let regs = p.registrations();
-            if clean && regs != 1 && problems.is_empty() {
-                problems.push(format!("the port still holds {regs} registrations (expected only the listener's)"));
-            }
-            p.close();
+            check_port(p, clean, &mut problems);
         }
         if problems.is_empty() {
             Ok(())

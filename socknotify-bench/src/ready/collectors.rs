@@ -50,7 +50,9 @@ pub fn new<'a>(mech: Mech, mode: Mode, srv: &'a [RawFd], owned: &'a [OwnedFd]) -
         Mech::Mio => Box::new(MioC::new(srv, mode)?),
         Mech::Polling => Box::new(PollingC::new(srv, mode)?),
         Mech::Socknotify | Mech::SnEpoll | Mech::SnCtp => Box::new(SnC::new(mech, owned, mode)?),
-        Mech::Queue | Mech::EventFd => return Err(format!("{} has no readiness collector", mech.name())),
+        Mech::Queue | Mech::EventFd | Mech::SnTokio | Mech::Tokio => {
+            return Err(format!("{} has no readiness collector", mech.name()))
+        }
     })
 }
 
