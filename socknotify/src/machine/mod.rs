@@ -255,6 +255,31 @@ impl Machine {
         }
     }
 
+    /// True when applying this entry creates a registration whose only kernel call is one
+    /// `add` with a level or quiet interest (an ENABLE, level with valid flags, or a DISABLE,
+    /// D11, of a descriptor this port has no registration for), so that the `add` may be made
+    /// after the batch's other entries. (An edge registration samples its baseline after its
+    /// `add`: it is not one of these.)
+    pub fn adds(&self, fd: RawFd, op: Option<Operation>) -> bool {
+        if self.slot_of(fd).is_some() {
+            return false;
+        }
+        match op {
+            Some(Operation::Disable) => true,
+            Some(Operation::Enable { events, trigger }) => {
+                trigger.is_valid() && !trigger.is_edge() && events.is_valid_filter()
+            }
+            _ => false,
+        }
+    }
+
+    /// True when applying this entry is a REMOVE whose only kernel call is one `delete` of a
+    /// live registration, so that the `delete` may be made before the batch's other entries.
+    pub fn deletes(&self, fd: RawFd, op: Option<Operation>) -> bool {
+        op == Some(Operation::Remove)
+            && self.slot_of(fd).is_some_and(|s| matches!(self.reg(s).state, RegState::Enabled | RegState::Disabled))
+    }
+
     /// Applies one registration entry and returns its result (its `registrationResult`)
     /// (decisions D7–D15, spec §4.3). Checks run in the order the decisions give. `fd` is
     /// `None` for a value that cannot be a descriptor; `op` is `None` for an operation code
