@@ -4,6 +4,7 @@
 
 use super::inner::Inner;
 use super::sync::{lock, Mutex, MutexGuard};
+use crate::machine::paged::Sparse;
 use crate::machine::Claims;
 use crate::sys;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -16,14 +17,16 @@ struct Claim {
     owner: Weak<Inner>,
 }
 
-type Table = Vec<Option<Claim>>;
+/// Indexed by descriptor, in pages of 256 allocated when first used (a large table wastes at
+/// most one page, and growing never copies it).
+type Table = Sparse<Option<Claim>, 256>;
 
 #[cfg(not(loom))]
-static CLAIMS: Mutex<Table> = Mutex::new(Vec::new());
+static CLAIMS: Mutex<Table> = Mutex::new(Sparse::new());
 
 #[cfg(loom)]
 loom::lazy_static! {
-    static ref CLAIMS: Mutex<Table> = Mutex::new(Vec::new());
+    static ref CLAIMS: Mutex<Table> = Mutex::new(Sparse::new());
 }
 
 /// The table, locked (see the lock order in `inner.rs`: after a port lock, never before).
@@ -47,15 +50,13 @@ impl Claims for PortClaims<'_> {
             return false;
         };
         let mut t = claims_table();
-        if i >= t.len() {
-            t.resize_with((i + 1).next_power_of_two(), || None);
-        }
-        match &t[i] {
+        let slot = t.entry(i);
+        match slot {
             // Another port holds this very socket.
             Some(c) if c.port != self.port && c.cookie == cookie && c.owner.strong_count() > 0 => false,
             // Free, or a claim left by a socket that was closed and whose number was reused.
             _ => {
-                t[i] = Some(Claim { port: self.port, cookie, owner: self.owner.clone() });
+                *slot = Some(Claim { port: self.port, cookie, owner: self.owner.clone() });
                 true
             }
         }
