@@ -52,8 +52,9 @@ impl Packet {
     }
 }
 
-/// Registration slots per page of the registration tables (8 KiB of hot records).
-const REG_PAGE: usize = 256;
+/// Registration slots per page of the registration tables (2 KiB of hot records, 1 KiB of
+/// cold ones).
+const REG_PAGE: usize = 64;
 /// Descriptors per page of the descriptor → slot table (1 KiB).
 const FD_PAGE: usize = 256;
 /// Slots per page of the side tables (TCP marks, entries awaiting an audit).
@@ -63,7 +64,8 @@ const SIDE_PAGE: usize = 64;
 ///
 /// A registration lives in slot `s` of two parallel tables: `hot` (what reports and
 /// deliveries touch) and `cold`. Both grow a page at a time (at most one page wasted, never
-/// copied). A free slot keeps its hot record, unoccupied, for its generation.
+/// copied). A free slot keeps its hot record, unoccupied, for its generation; so does the
+/// unused tail of the last page (generation 0).
 #[derive(Debug, Default)]
 pub struct Machine {
     hot: Slab<HotReg, REG_PAGE>,
@@ -489,7 +491,9 @@ impl Machine {
     }
 
     fn free_slot(&mut self, slot: usize) {
-        let (fd, state) = (self.reg(slot).fd, self.reg(slot).state);
+        let r = self.reg_mut(slot);
+        let (fd, state) = (r.fd, r.state);
+        r.vacate();
         self.take_pending(slot);
         if self.slot_of(fd) == Some(slot) {
             self.set_fd(fd, None);
@@ -497,7 +501,6 @@ impl Machine {
         if matches!(state, RegState::Enabled | RegState::Disabled) {
             self.live -= 1;
         }
-        self.reg_mut(slot).vacate();
         self.free.push(slot as u32);
     }
 
@@ -566,11 +569,13 @@ impl Machine {
         // Readable and writable map alike for every kind (and `err_latched` is only ever set
         // on a stream socket, whose kind is then known): the kind is learnt when it matters.
         let sensitive = Readiness::ERROR | Readiness::HANGUP | Readiness::READ_HANGUP;
-        let kind = if revents & sensitive == Readiness::NONE {
-            self.reg(slot).kind().unwrap_or(SocketKind { stream: false })
-        } else {
-            self.kind(slot, verified, kernel)
-        };
+        if revents & sensitive == Readiness::NONE {
+            // The common case, one look at the record: no close to check, and no ERR to latch.
+            let r = self.reg(slot);
+            let mut err_latched = r.err_latched();
+            return readiness(r.kind().unwrap_or(SocketKind { stream: false }), revents, &mut err_latched);
+        }
+        let kind = self.kind(slot, verified, kernel);
         let r = self.reg_mut(slot);
         let closed = Readiness::HANGUP | Readiness::READ_HANGUP;
         if kind.stream
@@ -677,7 +682,17 @@ impl Machine {
         if bits.is_empty() {
             return;
         }
-        let r = self.reg_mut(slot);
+        let r = self.hot.get_mut(slot).expect("live slot");
+        Self::queue_into(r, &mut self.fifo, slot, bits, epoch);
+    }
+
+    /// [`queue_bits`](Self::queue_bits) for a record already in hand.
+    #[inline]
+    fn queue_into(r: &mut HotReg, fifo: &mut VecDeque<Packet>, slot: usize, bits: Events, epoch: u64) {
+        if bits.is_empty() {
+            return;
+        }
+        debug_assert!(r.occupied(), "live slot");
         if r.queued() {
             if r.trigger.is_edge() || bits.contains(Events::REMOVE) || r.state != RegState::Enabled {
                 r.set_published(r.published() | bits);
@@ -691,8 +706,7 @@ impl Machine {
         r.set_queued(true);
         r.set_published(bits);
         r.sampled = epoch;
-        let generation = r.generation;
-        self.fifo.push_back(Packet::notify(slot as u32, generation));
+        fifo.push_back(Packet::notify(slot as u32, r.generation));
     }
 
     /// Drops a registration without a REMOVE packet (closed socket, D21; closed port, D6).
@@ -819,7 +833,8 @@ impl Machine {
             _ => return,
         }
         let s = self.sample_readiness(slot, revents, false, kernel);
-        let r = self.reg_mut(slot);
+        // The fields are borrowed one by one below: one look-up of the hot record.
+        let r = self.hot.get_mut(slot).expect("live slot");
         let eligible = r.eligible();
         if r.trigger.is_edge() {
             let prev = r.prev();
@@ -838,10 +853,13 @@ impl Machine {
         // mask is sampled again at delivery (sampled in no epoch). `last_enable` spares the
         // cold record when no level ENABLE came after the wait began.
         let epoch = match reports_since {
-            Some(began) if self.last_enable > began && self.cold(slot).enabled_epoch > began => 0,
+            Some(began)
+                if self.last_enable > began && self.cold.get(slot).expect("live slot").enabled_epoch > began =>
+            {
+                0
+            }
             _ => epoch,
         };
-        let r = self.reg_mut(slot);
         match r.watch {
             Watch::Edge => {
                 // A level registration parked on an edge watch: resume level watching once
@@ -849,7 +867,7 @@ impl Machine {
                 if !mask.is_empty() {
                     r.watch = Watch::Level;
                     let (fd, interest, tok) = (r.fd, r.interest(user_rearm), r.token(slot));
-                    self.queue_bits(slot, mask, epoch);
+                    Self::queue_into(r, &mut self.fifo, slot, mask, epoch);
                     kernel.modify(fd, interest, tok);
                 }
             }
@@ -866,7 +884,7 @@ impl Machine {
                     let (fd, interest, tok) = (r.fd, r.interest(user_rearm), r.token(slot));
                     kernel.modify(fd, interest, tok);
                 } else {
-                    self.queue_bits(slot, mask, epoch);
+                    Self::queue_into(r, &mut self.fifo, slot, mask, epoch);
                 }
             }
         }
@@ -939,7 +957,7 @@ impl Machine {
             return Some(Completion::new(key, bits.bits(), 0));
         }
         let mut bits = r.published();
-        if !r.trigger.is_edge() && r.sampled != epoch {
+        let r = if !r.trigger.is_edge() && r.sampled != epoch {
             // Not sampled in this epoch: compute the level mask now (D17).
             let (fd, cookie) = (r.fd, self.cold(slot).cookie);
             match kernel.sample(fd, cookie) {
@@ -950,12 +968,15 @@ impl Machine {
                     return Some(Completion::new(key, bits.bits(), 0));
                 }
             }
-        } else if !r.trigger.is_edge() {
-            // Sampled in this epoch, perhaps under a filter a later re-ENABLE replaced: a level
-            // mask holds only what the filter in force asks for (D17).
-            bits = bits & r.eligible();
-        }
-        let r = self.reg_mut(slot);
+            self.reg_mut(slot)
+        } else {
+            if !r.trigger.is_edge() {
+                // Sampled in this epoch, perhaps under a filter a later re-ENABLE replaced: a
+                // level mask holds only what the filter in force asks for (D17).
+                bits = bits & r.eligible();
+            }
+            r
+        };
         if bits.is_empty() {
             // Stale level packet: dropped silently. A fired one-shot watch must be re-armed.
             if r.state == RegState::Enabled && r.watch == Watch::Fired {

@@ -4,11 +4,12 @@
 
 use std::collections::TryReserveError;
 
-/// A dense array that grows at its end, in pages of `P` elements (`P` a power of two). The
-/// first page grows like a `Vec`, doubling up to `P`, so that a small table stays small.
+/// A dense array that grows at its end, in pages of `P` elements (`P` a power of two),
+/// each a fixed-size array (one bounds check per access, on the page directory). The unused
+/// tail of the last page holds `T::default()`.
 #[derive(Debug)]
 pub(crate) struct Slab<T, const P: usize> {
-    pages: Vec<Vec<T>>,
+    pages: Vec<Box<[T; P]>>,
     len: usize,
 }
 
@@ -18,7 +19,7 @@ impl<T, const P: usize> Default for Slab<T, P> {
     }
 }
 
-impl<T, const P: usize> Slab<T, P> {
+impl<T: Copy + Default, const P: usize> Slab<T, P> {
     const SHIFT: u32 = {
         assert!(P.is_power_of_two());
         P.trailing_zeros()
@@ -29,63 +30,51 @@ impl<T, const P: usize> Slab<T, P> {
         self.len
     }
 
+    /// The element at `i`; past the end but within the last page, `T::default()`.
     #[inline]
     pub fn get(&self, i: usize) -> Option<&T> {
-        self.pages.get(i >> Self::SHIFT)?.get(i & (P - 1))
+        self.pages.get(i >> Self::SHIFT).map(|p| &p[i & (P - 1)])
     }
 
+    /// The element at `i`; past the end but within the last page, `T::default()`.
     #[inline]
     pub fn get_mut(&mut self, i: usize) -> Option<&mut T> {
-        self.pages.get_mut(i >> Self::SHIFT)?.get_mut(i & (P - 1))
+        self.pages.get_mut(i >> Self::SHIFT).map(|p| &mut p[i & (P - 1)])
     }
 
-    /// The capacity a page `p` gets when it is first allocated, for `want` elements.
-    fn first_capacity(p: usize, want: usize) -> usize {
-        if p == 0 {
-            want.next_power_of_two().clamp(4.min(P), P)
-        } else {
-            P
-        }
+    fn new_page() -> Result<Box<[T; P]>, TryReserveError> {
+        let mut v = Vec::new();
+        v.try_reserve_exact(P)?;
+        v.resize(P, T::default());
+        Ok(v.into_boxed_slice().try_into().ok().expect("P elements"))
     }
 
     /// Appends `v` (aborting on out-of-memory, as `Vec::push` does, unless
     /// [`try_reserve`](Self::try_reserve) made room first).
+    #[inline]
     pub fn push(&mut self, v: T) {
-        let p = self.len >> Self::SHIFT;
-        if p == self.pages.len() {
-            self.pages.push(Vec::with_capacity(Self::first_capacity(p, 1)));
+        if self.len == self.pages.len() << Self::SHIFT {
+            self.grow();
         }
-        let page = &mut self.pages[p];
-        if page.len() == page.capacity() {
-            // Only the first page is ever allocated short of `P`: it doubles.
-            page.reserve_exact(page.capacity().clamp(1, P - page.len()));
-        }
-        page.push(v);
+        self.pages[self.len >> Self::SHIFT][self.len & (P - 1)] = v;
         self.len += 1;
+    }
+
+    #[cold]
+    fn grow(&mut self) {
+        let page =
+            Self::new_page().unwrap_or_else(|_| std::alloc::handle_alloc_error(std::alloc::Layout::new::<[T; P]>()));
+        self.pages.push(page);
     }
 
     /// Makes room for `n` more elements, or fails without losing anything: the next `n`
     /// [`push`](Self::push)es allocate nothing.
     pub fn try_reserve(&mut self, n: usize) -> Result<(), TryReserveError> {
-        let end = self.len.saturating_add(n);
-        if n == 0 {
-            return Ok(());
-        }
-        let last = (end - 1) >> Self::SHIFT;
-        if last >= self.pages.len() {
-            self.pages.try_reserve(last + 1 - self.pages.len())?;
-        }
-        for p in (self.len >> Self::SHIFT)..=last {
-            let want = if p == last { end - (p << Self::SHIFT) } else { P };
-            if p == self.pages.len() {
-                let mut page = Vec::new();
-                page.try_reserve_exact(Self::first_capacity(p, want))?;
-                self.pages.push(page);
-            }
-            let page = &mut self.pages[p];
-            if page.capacity() < want {
-                let target = want.max(page.capacity() * 2).min(P);
-                page.try_reserve_exact(target - page.len())?;
+        let pages = self.len.saturating_add(n).div_ceil(P);
+        if pages > self.pages.len() {
+            self.pages.try_reserve(pages - self.pages.len())?;
+            while self.pages.len() < pages {
+                self.pages.push(Self::new_page()?);
             }
         }
         Ok(())
@@ -93,7 +82,7 @@ impl<T, const P: usize> Slab<T, P> {
 
     /// Every element, in order.
     pub fn iter(&self) -> impl Iterator<Item = &T> {
-        self.pages.iter().flatten()
+        self.pages.iter().flat_map(|p| p.iter()).take(self.len)
     }
 }
 
@@ -101,7 +90,7 @@ impl<T, const P: usize> Slab<T, P> {
 /// allocated when something is first stored in them. Elements never stored read as absent.
 #[derive(Debug)]
 pub(crate) struct Sparse<T, const P: usize> {
-    pages: Vec<Option<Box<[T]>>>,
+    pages: Vec<Option<Box<[T; P]>>>,
 }
 
 impl<T, const P: usize> Default for Sparse<T, P> {
@@ -123,13 +112,13 @@ impl<T, const P: usize> Sparse<T, P> {
     /// The element at `i`, if its page was ever allocated.
     #[inline]
     pub fn get(&self, i: usize) -> Option<&T> {
-        self.pages.get(i >> Self::SHIFT)?.as_deref()?.get(i & (P - 1))
+        self.pages.get(i >> Self::SHIFT)?.as_deref().map(|p| &p[i & (P - 1)])
     }
 
     /// The element at `i`, if its page was ever allocated.
     #[inline]
     pub fn get_mut(&mut self, i: usize) -> Option<&mut T> {
-        self.pages.get_mut(i >> Self::SHIFT)?.as_deref_mut()?.get_mut(i & (P - 1))
+        self.pages.get_mut(i >> Self::SHIFT)?.as_deref_mut().map(|p| &mut p[i & (P - 1)])
     }
 
     /// Every element of every allocated page.
@@ -140,13 +129,25 @@ impl<T, const P: usize> Sparse<T, P> {
 
 impl<T: Default, const P: usize> Sparse<T, P> {
     /// The element at `i`, its page allocated (filled with defaults) if it was not.
+    #[inline]
     pub fn entry(&mut self, i: usize) -> &mut T {
         let p = i >> Self::SHIFT;
+        if !matches!(self.pages.get(p), Some(Some(_))) {
+            self.allocate(p);
+        }
+        match &mut self.pages[p] {
+            Some(page) => &mut page[i & (P - 1)],
+            None => unreachable!("allocated"),
+        }
+    }
+
+    #[cold]
+    fn allocate(&mut self, p: usize) {
         if p >= self.pages.len() {
             self.pages.resize_with(p + 1, || None);
         }
-        let page = self.pages[p].get_or_insert_with(|| (0..P).map(|_| T::default()).collect());
-        &mut page[i & (P - 1)]
+        let v: Vec<T> = (0..P).map(|_| T::default()).collect();
+        self.pages[p] = Some(v.into_boxed_slice().try_into().ok().expect("P elements"));
     }
 }
 
@@ -158,16 +159,16 @@ mod tests {
     fn a_slab_keeps_its_elements_in_order_across_pages() {
         let mut s: Slab<u32, 8> = Slab::default();
         for i in 0..30 {
-            s.push(i);
+            s.push(i + 1);
         }
         assert_eq!(s.len(), 30);
-        assert_eq!(s.iter().copied().collect::<Vec<_>>(), (0..30).collect::<Vec<_>>());
-        assert_eq!(s.get(17), Some(&17));
-        assert_eq!(s.get(30), None);
+        assert_eq!(s.iter().copied().collect::<Vec<_>>(), (1..31).collect::<Vec<_>>());
+        assert_eq!(s.get(17), Some(&18));
+        // The tail of the last page reads as defaults; past it, nothing.
+        assert_eq!((s.get(30), s.get(31), s.get(32)), (Some(&0), Some(&0), None));
         *s.get_mut(29).unwrap() = 7;
         assert_eq!(s.get(29), Some(&7));
-        // Pages after the first hold exactly P; the first one grew to P.
-        assert!(s.pages.iter().all(|p| p.capacity() == 8));
+        assert_eq!(s.pages.len(), 4);
     }
 
     #[test]
@@ -175,17 +176,21 @@ mod tests {
         let mut s: Slab<u64, 16> = Slab::default();
         s.push(1);
         s.try_reserve(40).unwrap();
-        let caps: Vec<usize> = s.pages.iter().map(|p| p.capacity()).collect();
-        assert_eq!(caps, [16, 16, 16]);
+        assert_eq!(s.pages.len(), 3);
+        let at: Vec<*const [u64; 16]> = s.pages.iter().map(|p| &**p as *const _).collect();
         for i in 0..40 {
             s.push(i);
         }
-        assert_eq!(s.pages.iter().map(|p| p.capacity()).collect::<Vec<_>>(), caps, "a push allocated");
-        // A small table stays small.
-        let mut t: Slab<u64, 256> = Slab::default();
-        t.try_reserve(3).unwrap();
-        t.push(0);
-        assert!(t.pages[0].capacity() <= 4, "{}", t.pages[0].capacity());
+        assert_eq!(s.pages.iter().map(|p| &**p as *const _).collect::<Vec<_>>(), at, "a push allocated");
+        // The rest of the last page, then a new one.
+        for i in 0..8 {
+            s.push(i);
+        }
+        assert_eq!((s.len(), s.pages.len()), (49, 4));
+        // Nothing to reserve: nothing allocated.
+        let mut t: Slab<u64, 16> = Slab::default();
+        t.try_reserve(0).unwrap();
+        assert!(t.pages.is_empty());
     }
 
     #[test]

@@ -79,6 +79,12 @@ pub(super) struct HotReg {
 const _: () = assert!(std::mem::size_of::<HotReg>() == 32);
 const _: () = assert!(Events::ALL.bits() <= 0xFF);
 
+impl Default for HotReg {
+    fn default() -> Self {
+        HotReg::vacant()
+    }
+}
+
 /// The cold part of one registration: read when the kernel is asked about its socket (which
 /// costs a system call anyway) and by a level ENABLE.
 #[derive(Clone, Copy, Debug, Default)]
