@@ -1,6 +1,6 @@
 //! One registration's record (spec §4.1), split in two: the hot part every report and every
 //! delivery touches ([`HotReg`], 32 bytes, two to a cache line: 10,000 registrations' hot
-//! state is 320 KiB) and the cold part read only on slower paths ([`ColdReg`]). What most
+//! state is 313 KiB) and the cold part read only on slower paths ([`ColdReg`]). What most
 //! registrations never have (TCP byte marks, entries awaiting an audit) lives in side tables
 //! of the machine.
 
