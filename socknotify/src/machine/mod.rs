@@ -839,14 +839,15 @@ impl Machine {
     pub fn counters_wanted(&self, token: Token, revents: Readiness) -> Option<(RawFd, u64)> {
         let slot = (token.0 & 0xFFFF_FFFF) as usize;
         let generation = (token.0 >> 32) as u32;
-        let r = self.regs.get(slot)?.as_ref()?;
+        let r = self.hot.get(slot)?;
         let moved = Readiness::READ | Readiness::WRITE | Readiness::HANGUP | Readiness::READ_HANGUP;
-        let wanted = r.generation == generation
+        let wanted = r.occupied()
+            && r.generation == generation
             && r.state == RegState::Enabled
             && r.trigger.is_edge()
-            && r.tcp == Some(true)
+            && r.tcp() == Some(true)
             && revents & moved != Readiness::NONE;
-        wanted.then_some((r.fd, r.cookie))
+        wanted.then(|| (r.fd, self.cold(slot).cookie))
     }
 
     /// One epoll event for `token` with `revents`: apply the trigger rules (spec §4.2).
