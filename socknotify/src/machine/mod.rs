@@ -30,9 +30,11 @@ use std::os::fd::RawFd;
 
 /// One FIFO entry: a posted packet, or a registration's notification (its slot in `key`, its
 /// generation in `bytes`). 32 bytes, a `Completion`'s size: the kind rides in the padding, so
-/// that a FIFO of posts moves no more memory than a queue of `Completion`s.
+/// that a FIFO of posts moves no more memory than a queue of `Completion`s. Outside the
+/// machine only posted packets can be made ([`Packet::posted`]), for a queue of posts kept
+/// apart and handed over in order ([`Machine::take_posts`]).
 #[derive(Clone, Copy, Debug)]
-struct Packet {
+pub struct Packet {
     key: usize,
     overlapped: usize,
     internal: usize,
@@ -43,7 +45,9 @@ struct Packet {
 const _: () = assert!(std::mem::size_of::<Packet>() == 32);
 
 impl Packet {
-    fn posted(c: Completion) -> Packet {
+    /// A posted packet (D24: never interpreted).
+    #[inline]
+    pub fn posted(c: Completion) -> Packet {
         Packet { key: c.key(), overlapped: c.overlapped(), internal: c.internal(), bytes: c.bytes(), notify: false }
     }
 
@@ -850,6 +854,17 @@ impl Machine {
         wanted.then(|| (r.fd, self.cold(slot).cookie))
     }
 
+    /// Queues packets posted apart from the machine, in their order, after everything queued
+    /// so far; leaves `posts` empty. When nothing is queued the two buffers are swapped (no
+    /// copy, whatever the number of posts; `posts` keeps a buffer for the next ones).
+    pub fn take_posts(&mut self, posts: &mut VecDeque<Packet>) {
+        if self.fifo.is_empty() {
+            std::mem::swap(&mut self.fifo, posts);
+        } else {
+            self.fifo.append(posts);
+        }
+    }
+
     /// One epoll event for `token` with `revents`: apply the trigger rules (spec §4.2).
     pub fn on_event(&mut self, token: Token, revents: Readiness, kernel: &mut impl Kernel) {
         let slot = (token.0 & 0xFFFF_FFFF) as usize;
@@ -966,6 +981,12 @@ impl Machine {
     pub fn deliver(&mut self, out: &mut [Completion], kernel: &mut impl Kernel, claims: &mut impl Claims) -> usize {
         let mut n = 0;
         while n < out.len() {
+            // Posted packets at the front go out as a run: no rule applies to them.
+            let run = self.posted_run(&mut out[n..]);
+            if run > 0 {
+                n += run;
+                continue;
+            }
             let Some(p) = self.fifo.pop_front() else {
                 break;
             };
@@ -975,6 +996,22 @@ impl Machine {
             }
         }
         n
+    }
+
+    /// Copies the posted packets at the front of the FIFO (as many as fit in `out`, up to the
+    /// first notification) and removes them; returns how many.
+    fn posted_run(&mut self, out: &mut [Completion]) -> usize {
+        let (front, _) = self.fifo.as_slices();
+        let mut k = 0;
+        for (o, p) in out.iter_mut().zip(front) {
+            if p.notify {
+                break;
+            }
+            *o = Completion::with_internal(p.key, p.bytes, p.overlapped, p.internal);
+            k += 1;
+        }
+        self.fifo.drain(..k);
+        k
     }
 
     fn deliver_one(&mut self, p: Packet, kernel: &mut impl Kernel, claims: &mut impl Claims) -> Option<Completion> {
