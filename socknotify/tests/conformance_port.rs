@@ -118,6 +118,24 @@ fn t52_notifications_and_posted_packets_share_one_fifo() {
     );
 }
 
+/// The other direction: a packet posted while the port has no registration (it takes the
+/// port's lock-free path) stays ahead of a notification queued afterwards.
+#[test]
+fn t52_a_post_stays_ahead_of_a_notification_queued_after_it() {
+    let port = port();
+    let (a, b) = tcp_pair();
+    write_all(&b, b"data");
+    thread::sleep(MS(10));
+    port.post(Completion::new(7, 0xABC, 0)).unwrap();
+    assert_eq!(port.queued(), 1);
+    assert_eq!(enable(&port, &a, K, Events::IN, Trigger::LEVEL_PERSISTENT), Ok(())); // IN queued now
+    let mut out = [Completion::default(); 2];
+    assert_eq!(port.dequeue(&mut out, Some(PATIENCE)).unwrap(), 2);
+    assert_eq!(out[0], Completion::new(7, 0xABC, 0));
+    assert_eq!(out[1].key(), K);
+    assert!(out[1].events().contains(Events::IN));
+}
+
 #[test]
 fn t61_batch_dequeue_keeps_fifo_order_and_every_field() {
     let port = port();

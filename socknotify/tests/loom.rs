@@ -85,6 +85,84 @@ fn a_running_thread_that_exits_releases_the_next_waiter() {
     });
 }
 
+// Posts without the port lock (`port/posts.rs`): while nobody waits and nothing is registered,
+// a post only appends to the port's inbox; a thread about to block moves the inbox to the FIFO
+// and turns that path off in one step, under the inbox lock.
+
+/// Posts race a consumer that blocks between them: each post either lands in the inbox before
+/// the consumer looks (it takes it without sleeping) or finds it asleep and hands the packet
+/// over under the port lock. Nothing is lost (loom reports a deadlock if a wake-up is), nothing
+/// comes twice, the order holds.
+#[test]
+fn posts_racing_a_blocking_consumer_arrive_once_in_order() {
+    loom::model(|| {
+        let port = CompletionPort::with_concurrency(4).unwrap();
+        let p2 = port.clone();
+        let t = loom::thread::spawn(move || {
+            let mut got = Vec::new();
+            while got.len() < 2 {
+                let mut out = [Completion::default(); 2];
+                let n = p2.dequeue(&mut out, None).unwrap();
+                got.extend(out[..n].iter().map(|c| c.key()));
+            }
+            got
+        });
+        port.post(Completion::new(1, 0, 0)).unwrap();
+        port.post(Completion::new(2, 0, 0)).unwrap();
+        assert_eq!(t.join().unwrap(), vec![1, 2]);
+        assert_eq!(port.queued(), 0);
+        assert_eq!(port.stats().posted, 2);
+    });
+}
+
+/// Two consumers, one of them maybe already running when the posts come: each packet once,
+/// and a consumer that takes both takes them in order.
+#[test]
+fn posts_reach_two_consumers_once_each_in_order() {
+    model_bounded(|| {
+        let port = CompletionPort::with_concurrency(4).unwrap();
+        let consumers: Vec<_> = (0..2)
+            .map(|_| {
+                let p = port.clone();
+                loom::thread::spawn(move || {
+                    let mut out = [Completion::default(); 2];
+                    let n = p.dequeue(&mut out, None).unwrap();
+                    out[..n].iter().map(|c| c.key()).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        port.post(Completion::new(1, 0, 0)).unwrap();
+        port.post(Completion::new(2, 0, 0)).unwrap();
+        port.post(Completion::new(3, 0, 0)).unwrap();
+        let got: Vec<Vec<usize>> = consumers.into_iter().map(|t| t.join().unwrap()).collect();
+        for g in &got {
+            assert!(g.windows(2).all(|w| w[0] < w[1]), "out of order: {got:?}");
+        }
+        let delivered: Vec<usize> = got.iter().flatten().copied().collect();
+        let mut distinct = delivered.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), delivered.len(), "a packet came twice: {got:?}");
+        assert_eq!(delivered.len() + port.queued(), 3, "a packet was lost: {got:?}");
+    });
+}
+
+/// A post racing `close` is either refused or discarded with the rest (D6): never delivered
+/// afterwards, never left queued.
+#[test]
+fn a_post_racing_close_is_refused_or_discarded() {
+    loom::model(|| {
+        let port = CompletionPort::with_concurrency(4).unwrap();
+        let p2 = port.clone();
+        let t = loom::thread::spawn(move || p2.post(Completion::new(1, 0, 0)));
+        port.close();
+        let r = t.join().unwrap();
+        assert!(matches!(r, Ok(()) | Err(Error::InvalidHandle)), "{r:?}");
+        assert_eq!(port.queued(), 0);
+        assert!(matches!(port.post(Completion::new(2, 0, 0)), Err(Error::InvalidHandle)));
+    });
+}
+
 // The poller: with a live registration, one waiter sleeps in the kernel (here loom's model of
 // epoll and the eventfd, `sys/model.rs`) on behalf of all, and is woken through the eventfd.
 

@@ -331,3 +331,62 @@ fn a_sleeping_poller_is_never_left_asleep_with_packets_in_hand() {
     // Generous: a lost wake-up shows up as a 5 s stall.
     assert!(slowest < Duration::from_secs(2), "a wake-up was lost: a dequeue took {slowest:?}");
 }
+
+/// Posts made without the port lock (nobody waits, nothing is registered) and posts made
+/// under it (a thread sleeps for a packet, or a registration is live) mix in one stream: a
+/// producer posts while the consumer alternates between finding packets and sleeping for
+/// them, and a third thread keeps registering and removing a socket, switching the port
+/// between the two paths. Every posted packet arrives once, in the order posted.
+#[test]
+fn posts_keep_their_order_across_the_lock_free_and_the_locked_path() {
+    let port = CompletionPort::with_concurrency(4).unwrap();
+    const N: usize = 60_000;
+    let done = Arc::new(AtomicBool::new(false));
+    let toggler = {
+        let (port, done) = (port.clone(), done.clone());
+        thread::spawn(move || {
+            let (a, _b) = UnixStream::pair().unwrap();
+            let mut rounds = 0;
+            while !done.load(Ordering::SeqCst) && rounds < 20_000 {
+                // Entry results are not checked: an ENABLE while the last REMOVE packet is
+                // still queued may be refused; either way the port switches paths.
+                let mut regs = [Registration::enable(&a, 7, Events::IN, Trigger::LEVEL_PERSISTENT)];
+                port.process(&mut regs, &mut [], Some(Duration::ZERO)).unwrap();
+                port.process(&mut [Registration::remove(&a)], &mut [], Some(Duration::ZERO)).unwrap();
+                rounds += 1;
+                if rounds % 64 == 0 {
+                    thread::sleep(Duration::from_micros(50));
+                }
+            }
+            rounds
+        })
+    };
+    let consumer = {
+        let port = port.clone();
+        thread::spawn(move || {
+            let mut out = [Completion::default(); 5];
+            let mut next = 0;
+            while next < N {
+                let n = port.dequeue(&mut out, Some(Duration::from_secs(10))).unwrap();
+                assert!(n > 0, "no packet for 10 s after {next} of {N} posts");
+                for c in &out[..n] {
+                    if c.key() < POST_KEY {
+                        continue; // the toggled registration's REMOVE packets
+                    }
+                    assert_eq!(c.key() - POST_KEY, next, "a post lost, duplicated or out of order");
+                    next += 1;
+                }
+            }
+        })
+    };
+    for i in 0..N {
+        port.post(Completion::new(POST_KEY + i, 0, 0)).unwrap();
+        if i % 1_000 == 0 {
+            thread::sleep(Duration::from_micros(200)); // the consumer may fall asleep meanwhile
+        }
+    }
+    consumer.join().unwrap();
+    done.store(true, Ordering::SeqCst);
+    assert!(toggler.join().unwrap() > 0);
+    assert_eq!(port.stats().posted, N as u64);
+}

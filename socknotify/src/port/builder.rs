@@ -178,7 +178,9 @@ impl Builder {
                 ready_always: false,
                 diag: sys::Diag::new(),
                 probes: Vec::new(),
+                posts_slow: false,
             }),
+            posts: Default::default(),
         });
         Ok(CompletionPort { inner })
     }

@@ -17,6 +17,7 @@
 //! after it is released ([`Locked`]).
 
 use super::claims::PortClaims;
+use super::posts::PostBox;
 use super::sync::{lock, wait, Condvar, Mutex, MutexGuard};
 use crate::abi::Completion;
 use crate::machine::{AuditBy, Machine, Token};
@@ -57,6 +58,8 @@ pub(crate) struct Inner {
     pub(super) ring_min_mods: usize,
     pub(super) concurrency: usize,
     pub(super) state: Mutex<PortState>,
+    /// Posts made without the port lock (see `posts`).
+    pub(super) posts: PostBox,
 }
 
 /// One blocked thread.
@@ -113,6 +116,8 @@ pub(super) struct PortState {
     pub diag: sys::Diag,
     /// The sockets whose counters the reports being applied may need.
     pub probes: Vec<(std::os::fd::RawFd, u64)>,
+    /// Posts take the port lock (the inbox's `slow`, as last set under this lock; see `posts`).
+    pub posts_slow: bool,
 }
 
 /// Event counts of one port (see [`Stats`](crate::Stats)).
@@ -174,6 +179,9 @@ impl Locked<'_> {
     /// Releases the lock and makes the pending wake-ups.
     pub fn release(&mut self) {
         let Some(mut g) = self.guard.take() else { return };
+        if self.inner.sync_posts(&mut g) {
+            self.inner.dispatch(&mut g);
+        }
         Self::settle(&mut g, self.inner);
         if g.wakes.is_empty() && !g.wake_poller {
             return; // nothing to wake: just unlock
@@ -199,6 +207,11 @@ impl Locked<'_> {
     /// Waits on this thread's condition variable (releasing the lock while it waits).
     pub fn wait(&mut self, cv: &Condvar, timeout: Option<Duration>) {
         let mut g = self.guard.take().expect("held");
+        // Posts that came in meanwhile may be for this thread: then it does not sleep.
+        let moved = self.inner.sync_posts(&mut g);
+        if moved {
+            self.inner.dispatch(&mut g);
+        }
         Self::settle(&mut g, self.inner);
         // Wake-ups decided by this thread go out before it sleeps.
         let wakes = std::mem::take(&mut g.wakes);
@@ -209,9 +222,14 @@ impl Locked<'_> {
             sys::note_futex_call();
             w.notify_one();
         }
+        if moved {
+            self.guard = Some(g); // a spurious wake-up: the caller's loop checks again
+            return;
+        }
         sys::note_futex_call();
         let mut g = wait(cv, g, timeout);
         g.machine.new_epoch();
+        self.inner.take_posts(&mut g);
         self.guard = Some(g);
     }
 }
@@ -236,6 +254,7 @@ impl Inner {
     pub(super) fn raw_lock(&self) -> MutexGuard<'_, PortState> {
         let mut st = lock(&self.state);
         st.machine.new_epoch();
+        self.take_posts(&mut st);
         st
     }
 

@@ -11,13 +11,15 @@
 //! state, the lock and the lock order), `batch` (one call: apply entries, then dequeue; the
 //! re-arms that ride with the wait), `waiters` (blocked threads, the poller role, running
 //! threads), `claims` (the process-wide one-port-per-socket table and closing sockets),
-//! `pollable` (the port as a descriptor for other event loops), `sync` (the loom shim).
+//! `pollable` (the port as a descriptor for other event loops), `posts` (posting without
+//! the port lock while nobody waits), `sync` (the loom shim).
 
 mod batch;
 mod builder;
 mod claims;
 mod inner;
 mod pollable;
+mod posts;
 mod sync;
 mod waiters;
 
@@ -144,6 +146,9 @@ impl CompletionPort {
     /// # Ok::<(), socknotify::Error>(())
     /// ```
     pub fn post(&self, packet: Completion) -> Result<(), Error> {
+        if let Some(done) = self.inner.try_post_fast(packet) {
+            return done; // nobody can be waiting for it: queued without the port lock
+        }
         let mut st = self.inner.lock();
         if st.closed {
             return Err(Error::InvalidHandle);
