@@ -9,7 +9,7 @@ use crate::abi::{Completion, Entry, Error, Operation};
 use crate::sys;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
+use std::sync::Weak;
 use std::time::{Duration, Instant};
 
 /// Re-arms applied to the machine but not yet to the kernel: they go with the wait.
@@ -28,9 +28,12 @@ impl CompletionPort {
         out: &mut [Completion],
         timeout: Option<Duration>,
     ) -> Result<usize, Error> {
-        let start = Instant::now();
+        // The clock is read only when it can matter: a call with entries measures its timeout
+        // from its start (T55); a plain dequeue from when it blocks (later, so never early,
+        // D5), and a dequeue that finds packets never reads it.
+        let start = (!regs.is_empty()).then(Instant::now);
         let inner = &self.inner;
-        let weak = Arc::downgrade(inner);
+        let weak = &inner.me;
         // Leaving any port we are running on (D23); this one is left under its lock below.
         let was_running_here = !out.is_empty() && inner.take_association();
         let mut st = inner.lock();
@@ -50,7 +53,7 @@ impl CompletionPort {
         // A batch that large also reads its new descriptors' identities and makes its REMOVEs'
         // DELs in one round before its entries are applied, and its new registrations' ADDs
         // (and its re-arms, when they cannot ride) in one round after them.
-        let mut deferred = Deferred { mods: Vec::new(), weak: &weak };
+        let mut deferred = Deferred { mods: Vec::new(), weak };
         let batched = inner.ring_usable() && regs.len() >= inner.ring_min_mods;
         let ride = batched && !out.is_empty() && st.poller.is_none() && timeout != Some(Duration::ZERO);
         let mut enabled = false;
@@ -81,18 +84,18 @@ impl CompletionPort {
                     Some(pending) => {
                         let mut kernel =
                             sys::SysKernel::deferring(&inner.epfd, pending, i as u64).with_answers(&answers);
-                        inner.apply_entry(&mut st, e, &mut kernel, &weak)
+                        inner.apply_entry(&mut st, e, &mut kernel, weak)
                     }
                     None => {
                         let mut kernel = sys::SysKernel::new(&inner.epfd).with_answers(&answers);
-                        inner.apply_entry(&mut st, e, &mut kernel, &weak)
+                        inner.apply_entry(&mut st, e, &mut kernel, weak)
                     }
                 };
                 enabled |= this_enabled && !st.machine.last_in_user_space();
             }
-            inner.flush_mods(&mut st, regs, after, &weak);
+            inner.flush_mods(&mut st, regs, after, weak);
             inner.note_unverified(&mut st);
-            inner.audit_if_due(&mut st, &weak);
+            inner.audit_if_due(&mut st, weak);
             inner.dispatch(&mut st);
             if was_live == 0 && st.machine.live() > 0 {
                 inner.promote(&mut st);
@@ -112,8 +115,7 @@ impl CompletionPort {
         if was_running_here {
             st.running -= 1;
         }
-        let deadline = timeout.map(|t| start + t);
-        let (mut st, result) = inner.wait_for_packets(st, out, timeout, deadline, regs, &mut deferred);
+        let (mut st, result) = inner.wait_for_packets(st, out, timeout, start, regs, &mut deferred);
         match result {
             Ok(_) => {
                 st.running += 1;

@@ -146,8 +146,9 @@ impl Builder {
             n => n,
         };
         let (ring, every_batch) = open_ring(self.backend)?;
-        let inner = Arc::new(Inner {
+        let inner = Arc::new_cyclic(|me| Inner {
             id: NEXT_PORT.fetch_add(1, Ordering::Relaxed),
+            me: me.clone(),
             epfd,
             wakefd,
             pollfd,

@@ -41,6 +41,8 @@ pub(super) const NESTED_TOKEN: u64 = 0;
 /// One port; [`CompletionPort`](super::CompletionPort)s are handles to it.
 pub(crate) struct Inner {
     pub(super) id: u64,
+    /// This port, weakly (what registrations record as their owner), made once.
+    pub(super) me: Weak<Inner>,
     pub(super) epfd: OwnedFd,
     pub(super) wakefd: OwnedFd,
     /// The descriptor [`CompletionPort::as_fd`](super::CompletionPort) hands out: an epoll

@@ -180,7 +180,7 @@ impl Inner {
         mut st: Locked<'a>,
         out: &mut [Completion],
         timeout: Option<Duration>,
-        deadline: Option<Instant>,
+        start: Option<Instant>,
         regs: &mut [E],
         deferred: &mut Deferred<'_>,
     ) -> (Locked<'a>, Result<usize, Error>) {
@@ -201,7 +201,7 @@ impl Inner {
                 && (queued > 0
                     || st.poller.is_some()
                     || timeout == Some(Duration::ZERO)
-                    || deadline.is_some_and(|d| Instant::now() >= d))
+                    || start.zip(timeout).is_some_and(|(s, t)| Instant::now() >= s + t))
             {
                 self.harvest(&mut st);
             }
@@ -222,6 +222,7 @@ impl Inner {
             st.ready_stalled = (st.machine.queued() > 0).then_some(st.running + 1);
             return (st, Ok(0));
         }
+        let deadline = timeout.map(|t| start.unwrap_or_else(Instant::now) + t);
         let id = waiter_id();
         let buf = st.spare_bufs.pop().unwrap_or_default();
         st.waiters.push(Waiter { id, capacity: out.len(), buf, served: None, direct: false, cv: None });
