@@ -51,6 +51,13 @@ impl Packet {
         Packet { key: c.key(), overlapped: c.overlapped(), internal: c.internal(), bytes: c.bytes(), notify: false }
     }
 
+    /// The packet [`posted`](Self::posted) made, as it was posted.
+    #[inline]
+    pub fn into_posted(self) -> Completion {
+        debug_assert!(!self.notify, "only posted packets are kept apart from the machine");
+        Completion::with_internal(self.key, self.bytes, self.overlapped, self.internal)
+    }
+
     fn notify(slot: u32, generation: u32) -> Packet {
         Packet { key: slot as usize, overlapped: 0, internal: 0, bytes: generation, notify: true }
     }
@@ -855,10 +862,11 @@ impl Machine {
     }
 
     /// Queues packets posted apart from the machine, in their order, after everything queued
-    /// so far; leaves `posts` empty. When nothing is queued the two buffers are swapped (no
-    /// copy, whatever the number of posts; `posts` keeps a buffer for the next ones).
+    /// so far; leaves `posts` empty, its buffer kept for the next ones. Many posts into an
+    /// empty FIFO swap buffers instead of being copied; otherwise each buffer keeps its role,
+    /// so that neither keeps growing again to the other's size.
     pub fn take_posts(&mut self, posts: &mut VecDeque<Packet>) {
-        if self.fifo.is_empty() {
+        if self.fifo.is_empty() && posts.len() >= 1024 {
             std::mem::swap(&mut self.fifo, posts);
         } else {
             self.fifo.append(posts);
@@ -1007,7 +1015,7 @@ impl Machine {
             if p.notify {
                 break;
             }
-            *o = Completion::with_internal(p.key, p.bytes, p.overlapped, p.internal);
+            *o = p.into_posted();
             k += 1;
         }
         self.fifo.drain(..k);

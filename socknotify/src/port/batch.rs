@@ -36,7 +36,8 @@ impl CompletionPort {
         let weak = &inner.me;
         // Leaving any port we are running on (D23); this one is left under its lock below.
         let was_running_here = !out.is_empty() && inner.take_association();
-        let mut st = inner.lock();
+        // A plain dequeue takes posts made without the port lock straight from the inbox.
+        let mut st = if regs.is_empty() && !out.is_empty() { inner.lock_for_dequeue() } else { inner.lock() };
         if st.closed {
             return Err(Error::InvalidHandle);
         }

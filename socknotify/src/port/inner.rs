@@ -231,7 +231,6 @@ impl Locked<'_> {
         sys::note_futex_call();
         let mut g = wait(cv, g, timeout);
         g.machine.new_epoch();
-        self.inner.take_posts(&mut g);
         self.guard = Some(g);
     }
 }
@@ -251,6 +250,14 @@ impl Inner {
     /// Takes the port lock (a new epoch for the machine: level samples before it are stale).
     pub(super) fn lock(&self) -> Locked<'_> {
         Locked { guard: Some(self.raw_lock()), inner: self }
+    }
+
+    /// Takes the port lock for a dequeue that applies no entries: posts made without the lock
+    /// stay in the inbox, and the dequeue takes them from there after the FIFO (see `posts`).
+    pub(super) fn lock_for_dequeue(&self) -> Locked<'_> {
+        let mut st = lock(&self.state);
+        st.machine.new_epoch();
+        Locked { guard: Some(st), inner: self }
     }
 
     pub(super) fn raw_lock(&self) -> MutexGuard<'_, PortState> {

@@ -1,28 +1,31 @@
 //! The posting fast path: while nobody could be waiting for a packet, `post` takes only a
 //! small lock of its own and appends to a queue of posts (the *inbox*), as a mutex-protected
-//! queue would, instead of taking the port lock, harvesting and dispatching.
+//! queue would, instead of taking the port lock, harvesting and dispatching; and a plain
+//! dequeue takes such posts straight from the inbox, as that queue's consumer would.
 //!
 //! # The protocol
 //!
-//! * The inbox holds posted packets not yet in the machine's FIFO, in post order. Whoever
-//!   takes the port lock moves them to the FIFO first ([`Inner::take_posts`]), so that
-//!   everything queued under the port lock comes after every post made before it, and every
-//!   dequeue, count or close sees them.
+//! * The inbox holds posted packets not yet in the machine's FIFO, in post order; everything
+//!   in the FIFO came before them. A plain dequeue (no entries) takes from the FIFO first and
+//!   then from the inbox ([`Inner::deliver_posts`]). Every other holder of the port lock moves
+//!   the inbox to the FIFO when it takes the lock ([`Inner::take_posts`]), so that whatever it
+//!   queues comes after every post made before, and every count or close sees them.
 //! * `slow` says that posts must take the port lock (today's path: harvest kernel readiness
 //!   first for FIFO order (T52), dispatch to a waiter, settle the pollable descriptor). It is
-//!   written only under both locks, by [`Inner::sync_posts`], which every release of the port
-//!   lock runs, and it is true whenever the port is closed or polled, has live registrations,
-//!   or has a thread blocked in a dequeue that was not handed packets yet.
-//! * A thread about to block sets `slow` (through `sync_posts`, before the port lock is
-//!   released) in the same inbox critical section in which it moves what the inbox holds to
-//!   the FIFO. A post either came before (its packet is moved, and the thread does not
-//!   sleep: it dispatches, and the waiter loop finds itself served) or after (it sees `slow`
-//!   and hands its packet over under the port lock, waking the waiter). No wake-up is lost.
+//!   written only under both locks, and it is true whenever the port is closed or polled, has
+//!   live registrations, or has a thread blocked in a dequeue that was not handed packets yet:
+//!   every release of the port lock recomputes it ([`Inner::sync_posts`]).
+//! * A thread that will block sets `slow` in the same inbox critical section in which it
+//!   finds the inbox empty (`deliver_posts`), or in which it moves what the inbox holds to the
+//!   FIFO (`sync_posts`, before it sleeps; it then does not sleep but dispatches, and finds
+//!   itself served). A post comes either before (the thread takes its packet) or after (it
+//!   sees `slow` and hands its packet over under the port lock, waking the thread). No wake-up
+//!   is lost (the loom models in `tests/loom.rs` check it).
 //! * While `slow` is true nothing enters the inbox, so a lock holder that finds the cached
 //!   `PortState::posts_slow` true knows the inbox is empty and skips its lock.
 
 use super::inner::{Inner, PortState};
-use super::sync::{lock, Mutex};
+use super::sync::{lock, Mutex, MutexGuard};
 use crate::abi::{Completion, Error};
 use crate::machine::Packet;
 use std::collections::VecDeque;
@@ -40,12 +43,31 @@ pub(super) struct Inbox {
 #[derive(Default)]
 pub(super) struct PostBox(Mutex<Inbox>);
 
+impl PostBox {
+    /// Takes the inbox lock. Every holder keeps it for a few instructions (a push, a check, or
+    /// a move of what was posted since the last one), so a thread that finds it held tries
+    /// again a few times before it waits: a waiter marks the lock contended, and then every
+    /// unlock of the other side costs a system call (`futex` wake), which is what a producer
+    /// and a consumer taking turns at a plain mutex spend most of their time on.
+    #[inline]
+    fn lock(&self) -> MutexGuard<'_, Inbox> {
+        #[cfg(not(loom))]
+        for _ in 0..64 {
+            if let Some(g) = super::sync::try_lock(&self.0) {
+                return g;
+            }
+            std::hint::spin_loop();
+        }
+        lock(&self.0)
+    }
+}
+
 impl Inner {
     /// Queues `packet` in the inbox when posts need not take the port lock; `None` when they
     /// must (the caller takes the slow path).
     #[inline]
     pub(super) fn try_post_fast(&self, packet: Completion) -> Option<Result<(), Error>> {
-        let mut b = lock(&self.posts.0);
+        let mut b = self.posts.lock();
         if b.slow {
             return None;
         }
@@ -66,11 +88,38 @@ impl Inner {
         if st.posts_slow {
             return; // the inbox was emptied when `slow` was set, and stays empty
         }
-        let mut b = lock(&self.posts.0);
+        let mut b = self.posts.lock();
         if !b.q.is_empty() {
             st.counters.posted += b.q.len() as u64;
             st.machine.take_posts(&mut b.q);
         }
+    }
+
+    /// Delivers posts straight from the inbox into `out` (as many as fit), as the consumer of a
+    /// mutex-protected queue takes them: one copy, under the inbox lock. Only once the FIFO is
+    /// empty (everything in it came before them). A thread that finds nothing and will block
+    /// (`will_block`) turns the fast path off in the same critical section, so that the next
+    /// post hands its packet over and wakes it, as a consumer of such a queue raises its
+    /// "asleep" flag under the lock where it found the queue empty.
+    #[inline]
+    pub(super) fn deliver_posts(&self, st: &mut PortState, out: &mut [Completion], will_block: bool) -> usize {
+        debug_assert_eq!(st.machine.queued(), 0);
+        if st.posts_slow || out.is_empty() {
+            return 0; // the inbox is empty while `slow` is set
+        }
+        let mut b = self.posts.lock();
+        let k = b.q.len().min(out.len());
+        for (o, p) in out.iter_mut().zip(b.q.drain(..k)) {
+            *o = p.into_posted();
+        }
+        if k == 0 && will_block {
+            b.slow = true;
+            st.posts_slow = true;
+        }
+        drop(b);
+        st.counters.posted += k as u64;
+        st.counters.delivered += k as u64;
+        k
     }
 
     /// Before the port lock is released: makes `slow` follow the port's state (see the
@@ -82,7 +131,7 @@ impl Inner {
         if slow == st.posts_slow {
             return false;
         }
-        let mut b = lock(&self.posts.0);
+        let mut b = self.posts.lock();
         let mut moved = false;
         if slow && !b.q.is_empty() {
             st.counters.posted += b.q.len() as u64;

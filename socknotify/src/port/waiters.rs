@@ -205,14 +205,20 @@ impl Inner {
             {
                 self.harvest(&mut st);
             }
+            let mut n = 0;
             if st.machine.queued() > 0 {
                 let mut kernel = sys::SysKernel::new(&self.epfd);
-                let n = st.machine.deliver(out, &mut kernel, &mut PortClaims { port: self.id, owner: &weak });
+                n = st.machine.deliver(out, &mut kernel, &mut PortClaims { port: self.id, owner: &weak });
                 st.counters.delivered += n as u64;
-                if n > 0 {
-                    self.dispatch(&mut st);
-                    return (st, Ok(n));
-                }
+            }
+            if st.machine.queued() == 0 {
+                // Posts made without the port lock come after everything in the FIFO.
+                let will_block = n == 0 && timeout != Some(Duration::ZERO);
+                n += self.deliver_posts(&mut st, &mut out[n..], will_block);
+            }
+            if n > 0 {
+                self.dispatch(&mut st);
+                return (st, Ok(n));
             }
         }
         if timeout == Some(Duration::ZERO) {
@@ -247,6 +253,9 @@ impl Inner {
                         st.machine.deliver(&mut out[n..], &mut kernel, &mut PortClaims { port: self.id, owner: &weak });
                     st.counters.delivered += more as u64;
                     n += more;
+                }
+                if st.machine.queued() == 0 {
+                    n += self.deliver_posts(&mut st, &mut out[n..], false);
                 }
                 break Ok(n);
             }
