@@ -12,6 +12,9 @@
 //!    plain `epoll_ctl` when the poller has it), so no thread waits for the ring while
 //!    holding the port lock. The mutex is uncontended in the steady state: only the thread
 //!    in the poller role uses the ring.
+//! 4. `Inner::posts`, the inbox of posts made without the port lock (`posts`): taken while
+//!    the port lock is held, or alone by a `post`, which lets it go before it takes the port
+//!    lock. Every holder keeps it for a few instructions only.
 //!
 //! Condition variables belong to waiters; wake-ups decided under the port lock are made
 //! after it is released ([`Locked`]).
