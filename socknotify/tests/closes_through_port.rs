@@ -127,6 +127,37 @@ fn a_broken_promise_among_many_quiet_registrations_is_caught_by_identity() {
 }
 
 #[test]
+fn a_re_arm_the_kernel_reports_again_is_confirmed_without_an_audit() {
+    // More registrations than a small port has, so that an audit would check identities.
+    let port = promised_port();
+    let idle: Vec<(UnixStream, UnixStream)> = (0..24).map(|_| UnixStream::pair().unwrap()).collect();
+    for (i, (s, _)) in idle.iter().enumerate() {
+        let mut r = [Registration::enable(s, 100 + i, Events::IN, Trigger::LEVEL_ONESHOT)];
+        port.process(&mut r, &mut [], Some(Duration::ZERO)).unwrap();
+    }
+    let (a, mut b) = UnixStream::pair().unwrap();
+    let enable = |s| Registration::enable(s, 7, Events::IN, Trigger::LEVEL_ONESHOT);
+    b.write_all(b"1").unwrap();
+    assert_eq!(one(&port, &mut [enable(&a)], PATIENCE).len(), 1);
+    (&a).read_exact(&mut [0u8; 1]).unwrap();
+    for round in 0..3 {
+        // A re-arm in user space, then the kernel reports the socket from a wait that began
+        // after it: the report confirms the re-arm.
+        b.write_all(b"2").unwrap();
+        let got = one(&port, &mut [enable(&a)], PATIENCE);
+        assert_eq!(got.iter().map(|c| c.key()).collect::<Vec<_>>(), vec![7], "round {round}");
+        (&a).read_exact(&mut [0u8; 1]).unwrap();
+    }
+    // Nothing is left unconfirmed: no audit becomes due, however long the port waits.
+    assert!(one(&port, &mut [], Duration::from_millis(150)).is_empty());
+    assert_eq!(port.stats().audits, 0, "{:?}", port.stats());
+    socknotify::close_socket(a);
+    for (s, _) in idle {
+        socknotify::close_socket(s);
+    }
+}
+
+#[test]
 fn a_re_arm_from_a_thread_that_is_not_waiting_makes_no_system_call() {
     // One thread waits in the kernel for everybody; another re-arms a drained socket. Under
     // the promise the re-arm is a flag change: no EPOLL_CTL_MOD, no wake-up of the waiter.

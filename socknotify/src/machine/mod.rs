@@ -65,6 +65,13 @@ pub struct Machine {
     user_rearm: bool,
     /// Registrations with entries applied since the last audit without asking the kernel.
     unverified: usize,
+    /// The registrations (slot, generation) that went unconfirmed, in order: each one is
+    /// pushed when it goes from confirmed to unconfirmed. Entries may be stale (confirmed
+    /// since, or the slot reused); an audit skips those.
+    pending: Vec<(u32, u32)>,
+    /// How many of `pending` were there at the last audit: those have waited at least one
+    /// audit interval, and the next audit checks them (the later ones wait for the one after).
+    aged: usize,
     /// While reports from a kernel wait are applied: the epoch in which that wait began.
     reports_since: Option<u64>,
     /// The last entry applied was a re-arm in user space (no kernel call).
@@ -133,6 +140,14 @@ impl Machine {
     /// Registrations whose descriptor's identity an [`audit`](Self::audit) should confirm.
     pub fn unverified(&self) -> usize {
         self.unverified
+    }
+
+    /// Clears the unconfirmed mark of `slot` (the kernel confirmed that its descriptor still
+    /// names the registered socket).
+    fn confirm(&mut self, slot: usize) {
+        if self.reg_mut(slot).unverified.take().is_some() {
+            self.unverified -= 1;
+        }
     }
 
     /// The current epoch.
@@ -313,9 +328,7 @@ impl Machine {
         };
         match applied {
             Some(Checked::Kernel) => {
-                if self.reg_mut(slot).unverified.take().is_some() {
-                    self.unverified -= 1;
-                }
+                self.confirm(slot);
                 return Ok(());
             }
             Some(Checked::Later) => {
@@ -325,7 +338,14 @@ impl Machine {
                     Some((_, last)) => *last = op,
                     None => {
                         r.unverified = Some((key, op));
+                        let generation = r.generation;
+                        if self.unverified == 0 {
+                            // Every entry of the backlog was confirmed since: start afresh.
+                            self.pending.clear();
+                            self.aged = 0;
+                        }
                         self.unverified += 1;
+                        self.pending.push((slot as u32, generation));
                     }
                 }
                 return Ok(());
@@ -688,26 +708,59 @@ impl Machine {
         *self = Machine { epoch: self.epoch, user_rearm: self.user_rearm, ..Machine::default() };
     }
 
-    /// With user-space re-arms: confirms that every live registration's socket is still the
-    /// one the kernel watches. `watched` lists every (descriptor, token) the kernel watches for
-    /// this port, sorted. A registration whose item is gone lost its socket to a plain
-    /// `close()`: it is dropped silently (D21), and if entries were applied to it since the
-    /// last audit without asking the kernel, they were meant for the socket that has the
-    /// number now, which is registered with the first one's key and the last one's operation.
-    /// Every other registration is confirmed. Returns how many registrations were dropped.
+    /// With user-space re-arms: confirms that registrations' sockets are still the ones the
+    /// kernel watches. A registration whose socket is gone lost it to a plain `close()`: it is
+    /// dropped silently (D21), and if entries were applied to it since it was last confirmed
+    /// without asking the kernel, they were meant for the socket that has the number now,
+    /// which is registered with the first one's key and the last one's operation.
+    ///
+    /// [`AuditBy::WatchList`] checks every live registration and confirms every one that
+    /// survives. [`AuditBy::Identity`] checks only the unconfirmed registrations that were
+    /// already waiting at the previous audit (the aged part of the backlog); the others wait
+    /// for the next audit, unless a kernel report confirms them first (see
+    /// [`on_event`](Self::on_event)). So an audit every interval checks each entry between one
+    /// and two intervals after it was applied, and an entry whose socket the kernel reports
+    /// in between costs no check at all. Returns how many registrations were dropped.
     pub fn audit(&mut self, by: AuditBy<'_>, kernel: &mut impl Kernel, claims: &mut impl Claims) -> usize {
         let mut gone = Vec::new();
-        for (slot, r) in self.regs.iter().enumerate() {
-            let Some(r) = r else { continue };
-            if !matches!(r.state, RegState::Enabled | RegState::Disabled) {
-                continue;
+        let live = |r: &Reg| matches!(r.state, RegState::Enabled | RegState::Disabled);
+        match by {
+            AuditBy::WatchList(watched) => {
+                for (slot, r) in self.regs.iter().enumerate() {
+                    let Some(r) = r else { continue };
+                    if live(r) && watched.binary_search(&(r.fd, r.token(slot).0)).is_err() {
+                        gone.push((slot, r.fd, r.unverified));
+                    }
+                }
+                for r in self.regs.iter_mut().flatten() {
+                    r.unverified = None;
+                }
+                self.unverified = 0;
+                self.pending.clear();
+                self.aged = 0;
             }
-            let lost = match by {
-                AuditBy::WatchList(watched) => watched.binary_search(&(r.fd, r.token(slot).0)).is_err(),
-                AuditBy::Identity => r.unverified.is_some() && kernel.cookie(r.fd) != Some(r.cookie),
-            };
-            if lost {
-                gone.push((slot, r.fd, r.unverified));
+            AuditBy::Identity if self.unverified == 0 => {
+                // Every entry in the backlog was confirmed since (or its slot reused).
+                self.pending.clear();
+                self.aged = 0;
+            }
+            AuditBy::Identity => {
+                let aged = self.aged.min(self.pending.len());
+                for i in 0..aged {
+                    let (slot, generation) = self.pending[i];
+                    let slot = slot as usize;
+                    let Some(Some(r)) = self.regs.get_mut(slot) else { continue };
+                    if r.generation != generation || r.unverified.is_none() {
+                        continue; // confirmed since, or the slot was reused
+                    }
+                    if live(r) && kernel.cookie(r.fd) != Some(r.cookie) {
+                        gone.push((slot, r.fd, r.unverified));
+                    }
+                    r.unverified = None;
+                    self.unverified -= 1;
+                }
+                self.pending.drain(..aged);
+                self.aged = self.pending.len();
             }
         }
         for &(slot, fd, meant) in &gone {
@@ -717,10 +770,6 @@ impl Machine {
                 let _ = self.apply_new(fd, key, op, true, kernel, claims);
             }
         }
-        for r in self.regs.iter_mut().flatten() {
-            r.unverified = None;
-        }
-        self.unverified = 0;
         gone.len()
     }
 
@@ -753,7 +802,17 @@ impl Machine {
         let epoch = self.epoch;
         let reports_since = self.reports_since;
         match self.regs.get_mut(slot) {
-            Some(Some(r)) if r.generation == generation && r.state == RegState::Enabled => {}
+            Some(Some(r)) if r.generation == generation && r.state == RegState::Enabled => {
+                // A report from a wait that began after the registration's last ENABLE (or
+                // from a collection made now) shows that the kernel still watches the socket
+                // that ENABLE was applied to: a socket closed behind the port's back would
+                // have left the watch list first. It confirms an entry applied in user space
+                // as an audit would.
+                if r.unverified.is_some() && !matches!(reports_since, Some(began) if r.enabled_epoch > began) {
+                    r.unverified = None;
+                    self.unverified -= 1;
+                }
+            }
             Some(Some(r))
                 if r.user_rearm
                     && r.generation == generation
@@ -764,7 +823,10 @@ impl Machine {
                 // reported; quiet the watch now, lazily (the next ENABLE arms it again).
                 r.watch = Watch::Quiet;
                 let (fd, interest, tok) = (r.fd, r.interest(), r.token(slot));
-                kernel.modify(fd, interest, tok);
+                if kernel.modify(fd, interest, tok) {
+                    // The kernel found the descriptor's watch: it still names the socket.
+                    self.confirm(slot);
+                }
                 return;
             }
             _ => return,
