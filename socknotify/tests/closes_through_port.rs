@@ -185,6 +185,68 @@ fn a_re_arm_from_a_thread_that_is_not_waiting_makes_no_system_call() {
 }
 
 #[test]
+fn a_stray_report_nobody_re_arms_is_quieted_after_a_short_pause_without_spinning() {
+    // The main thread holds a packet and leaves its socket unread; another thread waits.
+    // Its kernel wait reports the disabled (still armed) socket: polling pauses briefly for
+    // the holder's re-arm, then the watch is quieted and the waiter sleeps in the kernel.
+    let port = promised_port();
+    let (a, mut b) = UnixStream::pair().unwrap();
+    let enable = |s| Registration::enable(s, 1, Events::IN, Trigger::LEVEL_ONESHOT);
+    b.write_all(b"x").unwrap();
+    assert_eq!(one(&port, &mut [enable(&a)], PATIENCE).len(), 1);
+    let waiter = {
+        let port = port.clone();
+        std::thread::spawn(move || {
+            let before = CompletionPort::thread_syscalls();
+            let got = one(&port, &mut [], Duration::from_millis(300));
+            (got.len(), CompletionPort::thread_syscalls() - before)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let (got, used) = waiter.join().unwrap();
+    assert_eq!(got, 0, "the socket's registration is disabled until its re-arm");
+    assert!(used < 20, "{used} system calls in a 300 ms wait: the waiter spun");
+    // The re-arm arms the quieted watch again: the data still there is reported.
+    (&a).read_exact(&mut [0u8; 1]).unwrap();
+    b.write_all(b"y").unwrap();
+    let got = one(&port, &mut [enable(&a)], PATIENCE);
+    assert_eq!(got.iter().map(|c| c.key()).collect::<Vec<_>>(), vec![1]);
+    socknotify::close_socket(a);
+}
+
+#[test]
+fn a_re_arm_by_the_packet_holder_while_another_thread_waits_loses_nothing() {
+    // Whether the waiter is still pausing for the stray or already quieted it, the re-arm
+    // (with no dequeue of its own) must leave the socket watched.
+    let port = promised_port();
+    let (a, mut b) = UnixStream::pair().unwrap();
+    let enable = |s| Registration::enable(s, 2, Events::IN, Trigger::LEVEL_ONESHOT);
+    for round in 0..20u64 {
+        b.write_all(b"x").unwrap();
+        let mut regs = if round == 0 { vec![enable(&a)] } else { vec![] };
+        let got = one(&port, &mut regs, PATIENCE);
+        assert_eq!(got.iter().map(|c| c.key()).collect::<Vec<_>>(), vec![2], "round {round}");
+        let waiter = {
+            let port = port.clone();
+            std::thread::spawn(move || one(&port, &mut [], PATIENCE))
+        };
+        // Give the waiter a chance to see the unread socket (no assertion depends on it).
+        std::thread::sleep(Duration::from_millis(round % 4));
+        (&a).read_exact(&mut [0u8; 1]).unwrap();
+        let mut rearm = [enable(&a)];
+        port.process(&mut rearm, &mut [], Some(Duration::ZERO)).unwrap();
+        rearm[0].result().unwrap();
+        b.write_all(b"y").unwrap();
+        let got = waiter.join().unwrap();
+        assert_eq!(got.iter().map(|c| c.key()).collect::<Vec<_>>(), vec![2], "round {round}");
+        (&a).read_exact(&mut [0u8; 1]).unwrap();
+        let mut rearm = [enable(&a)];
+        port.process(&mut rearm, &mut [], Some(Duration::ZERO)).unwrap();
+    }
+    socknotify::close_socket(a);
+}
+
+#[test]
 fn without_the_promise_a_re_arm_asks_the_kernel() {
     // The default, for contrast: the re-arm confirms the socket's identity (D21).
     let port = CompletionPort::builder().closes_through_port(false).build().unwrap();

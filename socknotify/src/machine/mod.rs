@@ -72,6 +72,12 @@ pub struct Machine {
     /// How many of `pending` were there at the last audit: those have waited at least one
     /// audit interval, and the next audit checks them (the later ones wait for the one after).
     aged: usize,
+    /// Stray reports (user-space re-arms): disabled registrations (slot, generation) the
+    /// kernel reported once while their watch stayed armed, not quieted yet. Usually another
+    /// thread holds the registration's packet and is about to re-arm it, which makes the
+    /// quiet (and the re-arm's own kernel call after it) unnecessary; a second report
+    /// quiets it (see [`quiet_strays`](Self::quiet_strays)).
+    strays: Vec<(u32, u32)>,
     /// While reports from a kernel wait are applied: the epoch in which that wait began.
     reports_since: Option<u64>,
     /// The last entry applied was a re-arm in user space (no kernel call).
@@ -820,12 +826,15 @@ impl Machine {
                     && r.watch != Watch::Quiet =>
             {
                 // User-space re-arms: a disabled registration the kernel still watches was
-                // reported; quiet the watch now, lazily (the next ENABLE arms it again).
-                r.watch = Watch::Quiet;
-                let (fd, interest, tok) = (r.fd, r.interest(), r.token(slot));
-                if kernel.modify(fd, interest, tok) {
-                    // The kernel found the descriptor's watch: it still names the socket.
-                    self.confirm(slot);
+                // reported. The first time, it is only noted: the port decides whether to
+                // quiet it now or to give the thread that holds its packet a moment to re-arm
+                // it. A second report quiets it (the next ENABLE arms it again).
+                let id = (slot as u32, generation);
+                if let Some(i) = self.strays.iter().position(|&s| s == id) {
+                    self.strays.swap_remove(i);
+                    self.quiet(slot, kernel);
+                } else {
+                    self.strays.push(id);
                 }
                 return;
             }
@@ -879,6 +888,38 @@ impl Machine {
                     self.queue_bits(slot, mask, epoch);
                 }
             }
+        }
+    }
+
+    /// Quiets the kernel watch of a disabled registration (user-space re-arms).
+    fn quiet(&mut self, slot: usize, kernel: &mut impl Kernel) {
+        let r = self.reg_mut(slot);
+        r.watch = Watch::Quiet;
+        let (fd, interest, tok) = (r.fd, r.interest(), r.token(slot));
+        if kernel.modify(fd, interest, tok) {
+            // The kernel found the descriptor's watch: it still names the socket.
+            self.confirm(slot);
+        }
+    }
+
+    /// True while a stray report (see `strays`) is still unresolved: its registration is
+    /// disabled and its kernel watch armed, so a kernel wait would return it again at once.
+    pub fn has_strays(&mut self) -> bool {
+        let regs = &self.regs;
+        self.strays.retain(|&(slot, generation)| {
+            matches!(regs.get(slot as usize), Some(Some(r)) if r.generation == generation
+                && r.state == RegState::Disabled && r.watch != Watch::Quiet)
+        });
+        !self.strays.is_empty()
+    }
+
+    /// Quiets every unresolved stray report's kernel watch (one `EPOLL_CTL_MOD` each).
+    pub fn quiet_strays(&mut self, kernel: &mut impl Kernel) {
+        if !self.has_strays() {
+            return;
+        }
+        for (slot, _) in std::mem::take(&mut self.strays) {
+            self.quiet(slot as usize, kernel);
         }
     }
 

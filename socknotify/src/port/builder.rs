@@ -92,7 +92,8 @@ impl Builder {
     /// ONESHOT registration is disarmed in user space when its packet is delivered, and an
     /// ENABLE or DISABLE that changes nothing the kernel watches only changes flags. The
     /// kernel is touched when it must be: a new or removed registration, a filter change, or
-    /// a disabled socket the kernel reports again (it is quieted then, lazily).
+    /// a disabled socket the kernel reports again (it is quieted then, lazily, unless the
+    /// thread holding its packet re-arms it first: kernel waits pause for that, at most 2 ms).
     ///
     /// A broken promise (a plain `close()` of a registered socket whose number a new socket
     /// then takes) is caught within 100 ms: a re-arm is confirmed by the kernel's next report
@@ -172,6 +173,7 @@ impl Builder {
                 wakes: Vec::new(),
                 wake_poller: false,
                 unverified_since: None,
+                stray_pause: None,
                 counters: Counters::default(),
                 polled: false,
                 ready_signalled: false,

@@ -93,6 +93,9 @@ pub(super) struct PortState {
     /// re-arms only): the first such entry, or the last audit when entries still wait; the
     /// next audit is due `AUDIT_INTERVAL` later.
     pub unverified_since: Option<Instant>,
+    /// Polling pauses until then while stray reports wait for their re-arm (user-space
+    /// re-arms only; see `Inner::stray_pause`).
+    pub stray_pause: Option<Instant>,
     /// Counts for [`CompletionPort::stats`](super::CompletionPort::stats).
     pub counters: Counters,
     /// The port's descriptor was handed out: `readyfd` follows the packet queue.
@@ -124,6 +127,11 @@ pub(crate) struct Counters {
 /// how long a registration made for a socket that reused the number of one closed behind the
 /// port's back goes unwatched (issue 10: at most 100 ms).
 pub(super) const AUDIT_INTERVAL: Duration = Duration::from_millis(45);
+
+/// The longest a kernel wait is put off for stray reports (see `Inner::stray_pause`): the
+/// time a running thread normally takes to read a socket and re-arm it, with room for a
+/// loaded machine.
+pub(super) const STRAY_PAUSE: Duration = Duration::from_millis(2);
 
 /// Ports with at most this many live registrations are audited through the kernel's watch
 /// list (all registrations at once, however recent their entries); larger ones by the
