@@ -139,10 +139,15 @@ fn registrations_up_to_the_descriptor_limit_cost_bounded_memory_and_all_notify()
     // Heap growth of the registrations themselves: register, then free the batch vectors.
     let before = live();
     register_all(&port, &pairs);
-    let per_reg = (live() - before) as f64 / n as f64;
+    let bytes = live() - before;
+    let per_reg = bytes as f64 / n as f64;
     eprintln!("scale: {n} registrations, {per_reg:.1} heap bytes per registration");
     assert_eq!(port.registrations(), n);
-    assert!(per_reg < 512.0, "{per_reg:.1} bytes per registration");
+    // Issue 9's budget: 96 bytes per registration (here only one descriptor in two is
+    // registered, so the tables indexed by descriptor count twice), plus what does not grow
+    // with registrations: the packet room reserved for one batch of 1,024 entries (64 KiB)
+    // and the rounding of the tables to whole pages.
+    assert!(bytes as f64 <= 96.0 * n as f64 + 96.0 * 1024.0, "{per_reg:.1} bytes per registration");
 
     // K readable: exactly K packets, one per key.
     const K: usize = 1000;

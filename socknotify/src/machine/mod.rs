@@ -12,6 +12,7 @@
 //! It imports only the vocabulary (`crate::abi`).
 
 mod kernel;
+pub(crate) mod paged;
 mod readiness;
 mod record;
 #[cfg(test)]
@@ -22,7 +23,8 @@ pub use readiness::readiness;
 pub use record::RegState;
 
 use crate::abi::{Completion, Events, Operation, RegistrationError, Trigger};
-use record::{Reg, Watch};
+use paged::{Slab, Sparse};
+use record::{ColdReg, HotReg, Watch};
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
 
@@ -50,28 +52,52 @@ impl Packet {
     }
 }
 
+/// Registration slots per page of the registration tables (2 KiB of hot records, 1 KiB of
+/// cold ones).
+const REG_PAGE: usize = 64;
+/// Descriptors per page of the descriptor → slot table (1 KiB).
+const FD_PAGE: usize = 256;
+/// Slots per page of the side tables (TCP marks, entries awaiting an audit).
+const SIDE_PAGE: usize = 64;
+
 /// The registrations and packet queue of one port.
+///
+/// A registration lives in slot `s` of two parallel tables: `hot` (what reports and
+/// deliveries touch) and `cold`. Both grow a page at a time (at most one page wasted, never
+/// copied). A free slot keeps its hot record, unoccupied, for its generation; so does the
+/// unused tail of the last page (generation 0).
 #[derive(Debug, Default)]
 pub struct Machine {
-    regs: Vec<Option<Reg>>,
+    hot: Slab<HotReg, REG_PAGE>,
+    cold: Slab<ColdReg, REG_PAGE>,
     free: Vec<u32>,
-    generations: Vec<u32>,
-    by_fd: Vec<u32>,
+    /// Descriptor → slot + 1 (0: none).
+    by_fd: Sparse<u32, FD_PAGE>,
+    /// TCP edge registrations: (total bytes received when IN was last seen high, total bytes
+    /// acked when OUT was last seen high). Pages exist only where such registrations were.
+    marks: Sparse<(u64, u64), SIDE_PAGE>,
+    /// Entries applied without asking the kernel since the last audit: the first one's key
+    /// and the last one's operation (what a new socket at this number would have been given).
+    pending: Sparse<Option<(usize, Operation)>, SIDE_PAGE>,
+    /// The latest epoch in which a level ENABLE was applied (no registration's
+    /// `enabled_epoch` is later: the cold record need not be read when this one rules it out).
+    last_enable: u64,
     fifo: VecDeque<Packet>,
     epoch: u64,
     live: usize,
     /// Re-arms in user space (the port option `closes_through_port`, issue 10's contract:
     /// every registered socket is closed through the port or REMOVEd first).
     user_rearm: bool,
-    /// Registrations with entries applied since the last audit without asking the kernel.
+    /// Registrations with entries applied since the last audit without asking the kernel
+    /// (the `Some` entries of `pending`).
     unverified: usize,
     /// The registrations (slot, generation) that went unconfirmed, in order: each one is
-    /// pushed when it goes from confirmed to unconfirmed. Entries may be stale (confirmed
-    /// since, or the slot reused); an audit skips those.
-    pending: Vec<(u32, u32)>,
-    /// How many of `pending` were there at the last audit: those have waited at least one
+    /// pushed when its `pending` entry goes from `None` to `Some`. Entries may be stale
+    /// (confirmed since, or the slot reused); an audit skips those.
+    backlog: Vec<(u32, u32)>,
+    /// How many of `backlog` were there at the last audit: those have waited at least one
     /// audit interval, and the next audit checks them (the later ones wait for the one after).
-    aged: usize,
+    backlog_aged: usize,
     /// Stray reports (user-space re-arms): disabled registrations (slot, generation) the
     /// kernel reported once while their watch stayed armed, not quieted yet. Usually another
     /// thread holds the registration's packet and is about to re-arm it, which makes the
@@ -140,20 +166,12 @@ impl Machine {
 
     /// True once any registration was ever made on this machine.
     pub fn ever_registered(&self) -> bool {
-        !self.generations.is_empty()
+        self.hot.len() > 0
     }
 
     /// Registrations whose descriptor's identity an [`audit`](Self::audit) should confirm.
     pub fn unverified(&self) -> usize {
         self.unverified
-    }
-
-    /// Clears the unconfirmed mark of `slot` (the kernel confirmed that its descriptor still
-    /// names the registered socket).
-    fn confirm(&mut self, slot: usize) {
-        if self.reg_mut(slot).unverified.take().is_some() {
-            self.unverified -= 1;
-        }
     }
 
     /// The current epoch.
@@ -186,15 +204,17 @@ impl Machine {
 
     /// Registrations in any state, zombies included.
     pub fn registrations(&self) -> usize {
-        self.regs.iter().filter(|r| r.is_some()).count()
+        self.hot.len() - self.free.len()
     }
 
     /// Makes room for `regs` new registrations and `packets` more packets, or fails
     /// without changing anything (decision D4: out of memory → `WSAENOBUFS`).
     pub fn reserve(&mut self, regs: usize, packets: usize) -> Result<(), std::collections::TryReserveError> {
-        if regs > 0 {
-            self.regs.try_reserve(regs)?;
-            self.generations.try_reserve(regs)?;
+        // Free slots are taken first.
+        let fresh = regs.saturating_sub(self.free.len());
+        if fresh > 0 {
+            self.hot.try_reserve(fresh)?;
+            self.cold.try_reserve(fresh)?;
         }
         if self.fifo.capacity() - self.fifo.len() >= packets + regs {
             return Ok(());
@@ -212,13 +232,14 @@ impl Machine {
 
     fn set_fd(&mut self, fd: RawFd, slot: Option<usize>) {
         let Ok(i) = usize::try_from(fd) else { return };
-        if i >= self.by_fd.len() {
-            if slot.is_none() {
-                return;
+        match slot {
+            Some(s) => *self.by_fd.entry(i) = s as u32 + 1,
+            None => {
+                if let Some(e) = self.by_fd.get_mut(i) {
+                    *e = 0;
+                }
             }
-            self.by_fd.resize((i + 1).next_power_of_two(), 0);
         }
-        self.by_fd[i] = slot.map_or(0, |s| s as u32 + 1);
     }
 
     /// The kernel token of the registration `fd` names on this port, if any.
@@ -226,12 +247,44 @@ impl Machine {
         self.slot_of(fd).map(|s| self.reg(s).token(s))
     }
 
-    fn reg(&self, slot: usize) -> &Reg {
-        self.regs[slot].as_ref().expect("live slot")
+    /// The hot record of the registration in `slot`.
+    #[inline]
+    fn reg(&self, slot: usize) -> &HotReg {
+        let r = self.hot.get(slot).expect("live slot");
+        debug_assert!(r.occupied(), "live slot");
+        r
     }
 
-    fn reg_mut(&mut self, slot: usize) -> &mut Reg {
-        self.regs[slot].as_mut().expect("live slot")
+    #[inline]
+    fn reg_mut(&mut self, slot: usize) -> &mut HotReg {
+        let r = self.hot.get_mut(slot).expect("live slot");
+        debug_assert!(r.occupied(), "live slot");
+        r
+    }
+
+    /// The cold record of the registration in `slot`.
+    fn cold(&self, slot: usize) -> &ColdReg {
+        self.cold.get(slot).expect("live slot")
+    }
+
+    /// Notes a level ENABLE of `slot` in `epoch` (the current one).
+    fn set_enabled(&mut self, slot: usize, epoch: u64) {
+        self.cold.get_mut(slot).expect("live slot").enabled_epoch = epoch;
+        self.last_enable = epoch;
+    }
+
+    /// Takes the entry of `slot` awaiting an audit, if any (the kernel confirmed that its
+    /// descriptor still names the registered socket, or the registration is gone). Its
+    /// `backlog` entry goes stale.
+    fn take_pending(&mut self, slot: usize) -> Option<(usize, Operation)> {
+        if self.unverified == 0 {
+            return None;
+        }
+        let p = self.pending.get_mut(slot)?.take();
+        if p.is_some() {
+            self.unverified -= 1;
+        }
+        p
     }
 
     /// True when applying `op` to `fd` would make the kernel forget readiness it noted but
@@ -249,7 +302,7 @@ impl Machine {
                         // With user-space re-arms an ENABLE that only changes flags collects
                         // nothing itself, so a level condition the kernel noted under the old
                         // filter is collected before the filter changes.
-                        || (self.user_rearm && events != r.filter))
+                        || (self.user_rearm && events != r.filter()))
             }),
             Some(Operation::Remove) => {
                 self.user_rearm && self.slot_of(fd).is_some_and(|s| self.reg(s).state == RegState::Enabled)
@@ -274,6 +327,31 @@ impl Machine {
             }
             _ => false,
         }
+    }
+
+    /// True when applying this entry creates a registration whose only kernel call is one
+    /// `add` with a level or quiet interest (an ENABLE, level with valid flags, or a DISABLE,
+    /// D11, of a descriptor this port has no registration for), so that the `add` may be made
+    /// after the batch's other entries. (An edge registration samples its baseline after its
+    /// `add`: it is not one of these.)
+    pub fn adds(&self, fd: RawFd, op: Option<Operation>) -> bool {
+        if self.slot_of(fd).is_some() {
+            return false;
+        }
+        match op {
+            Some(Operation::Disable) => true,
+            Some(Operation::Enable { events, trigger }) => {
+                trigger.is_valid() && !trigger.is_edge() && events.is_valid_filter()
+            }
+            _ => false,
+        }
+    }
+
+    /// True when applying this entry is a REMOVE whose only kernel call is one `delete` of a
+    /// live registration, so that the `delete` may be made before the batch's other entries.
+    pub fn deletes(&self, fd: RawFd, op: Option<Operation>) -> bool {
+        op == Some(Operation::Remove)
+            && self.slot_of(fd).is_some_and(|s| matches!(self.reg(s).state, RegState::Enabled | RegState::Disabled))
     }
 
     /// Applies one registration entry and returns its result (its `registrationResult`)
@@ -306,11 +384,10 @@ impl Machine {
         // An existing registration on this port: make sure the descriptor still names its socket.
         let mut existing = self.slot_of(fd);
         if let Some(slot) = existing {
-            let r = self.reg(slot);
-            let still_ours = match (r.state, flags_ok) {
+            let still_ours = match (self.reg(slot).state, flags_ok) {
                 // The fast path: the kernel answers identity through the operation itself.
                 (RegState::Enabled | RegState::Disabled, true) => None,
-                _ => Some(kernel.cookie(fd) == Some(r.cookie)),
+                _ => Some(kernel.cookie(fd) == Some(self.cold(slot).cookie)),
             };
             if still_ours == Some(false) {
                 self.drop_silently(slot, claims);
@@ -334,24 +411,23 @@ impl Machine {
         };
         match applied {
             Some(Checked::Kernel) => {
-                self.confirm(slot);
+                self.take_pending(slot);
                 return Ok(());
             }
             Some(Checked::Later) => {
                 self.last_in_user_space = true;
-                let r = self.reg_mut(slot);
-                match &mut r.unverified {
+                let generation = self.reg(slot).generation;
+                match self.pending.entry(slot) {
                     Some((_, last)) => *last = op,
-                    None => {
-                        r.unverified = Some((key, op));
-                        let generation = r.generation;
+                    e @ None => {
+                        *e = Some((key, op));
                         if self.unverified == 0 {
                             // Every entry of the backlog was confirmed since: start afresh.
-                            self.pending.clear();
-                            self.aged = 0;
+                            self.backlog.clear();
+                            self.backlog_aged = 0;
                         }
                         self.unverified += 1;
-                        self.pending.push((slot as u32, generation));
+                        self.backlog.push((slot as u32, generation));
                     }
                 }
                 return Ok(());
@@ -397,7 +473,7 @@ impl Machine {
         if let Operation::Enable { events, trigger } = op {
             let epoch = self.epoch;
             let r = self.reg_mut(slot);
-            r.filter = events;
+            r.set_filter(events);
             r.trigger = trigger;
             r.state = RegState::Enabled;
             edge = trigger.is_edge();
@@ -405,11 +481,11 @@ impl Machine {
                 r.watch = Watch::Edge;
             } else {
                 r.watch = Watch::Level;
-                r.enabled_epoch = epoch;
+                self.set_enabled(slot, epoch);
             }
         }
         let token = self.reg(slot).token(slot);
-        let interest = self.reg(slot).interest();
+        let interest = self.reg(slot).interest(self.user_rearm);
         // An ADD can meet an item the kernel still holds for the same socket (one whose
         // registration was dropped while the socket stayed open): take it over.
         if !kernel.add(fd, interest, token) && !kernel.modify(fd, interest, token) {
@@ -442,27 +518,34 @@ impl Machine {
         let slot = match self.free.pop() {
             Some(s) => s as usize,
             None => {
-                self.regs.push(None);
-                self.generations.push(0);
-                self.regs.len() - 1
+                self.hot.push(HotReg::vacant());
+                self.cold.push(ColdReg::default());
+                self.hot.len() - 1
             }
         };
-        self.generations[slot] = self.generations[slot].wrapping_add(1);
-        self.regs[slot] = Some(Reg::new(n.fd, n.cookie, n.key, self.generations[slot], self.user_rearm));
+        let r = self.hot.get_mut(slot).expect("slot");
+        debug_assert!(!r.occupied());
+        r.generation = r.generation.wrapping_add(1);
+        r.occupy(n.fd, n.key);
+        *self.cold.get_mut(slot).expect("slot") = ColdReg { cookie: n.cookie, enabled_epoch: 0 };
+        if let Some(m) = self.marks.get_mut(slot) {
+            *m = (0, 0);
+        }
+        debug_assert!(!matches!(self.pending.get(slot), Some(Some(_))));
         self.set_fd(n.fd, Some(slot));
         self.live += 1;
         slot
     }
 
     fn free_slot(&mut self, slot: usize) {
-        let r = self.regs[slot].take().expect("live slot");
-        if r.unverified.is_some() {
-            self.unverified -= 1;
+        let r = self.reg_mut(slot);
+        let (fd, state) = (r.fd, r.state);
+        r.vacate();
+        self.take_pending(slot);
+        if self.slot_of(fd) == Some(slot) {
+            self.set_fd(fd, None);
         }
-        if self.slot_of(r.fd) == Some(slot) {
-            self.set_fd(r.fd, None);
-        }
-        if matches!(r.state, RegState::Enabled | RegState::Disabled) {
+        if matches!(state, RegState::Enabled | RegState::Disabled) {
             self.live -= 1;
         }
         self.free.push(slot as u32);
@@ -471,28 +554,29 @@ impl Machine {
     /// ENABLE (create-time or later): replace filter and trigger, re-evaluate (spec §4.2).
     /// `None` when the descriptor no longer names the registered socket.
     fn enable(&mut self, slot: usize, filter: Events, trigger: Trigger, kernel: &mut impl Kernel) -> Option<Checked> {
-        let epoch = self.epoch;
+        let (epoch, user_rearm) = (self.epoch, self.user_rearm);
         let r = self.reg_mut(slot);
-        let before = (r.watch, r.interest());
-        r.filter = filter;
+        let before = (r.watch, r.interest(user_rearm));
+        r.set_filter(filter);
         r.trigger = trigger;
         r.state = RegState::Enabled;
         if trigger.is_edge() {
             // New baseline; no packet for what already holds (T27).
             r.watch = Watch::Edge;
-            let (fd, cookie) = (r.fd, r.cookie);
-            let rev = kernel.sample(fd, cookie)?;
+            let fd = r.fd;
+            let rev = kernel.sample(fd, self.cold(slot).cookie)?;
             self.edge_baseline(slot, rev, kernel);
         } else {
             r.watch = Watch::Level;
-            r.enabled_epoch = epoch;
-            if r.user_rearm && before == (Watch::Level, r.interest()) {
+            let unchanged = user_rearm && before == (Watch::Level, r.interest(user_rearm));
+            self.set_enabled(slot, epoch);
+            if unchanged {
                 // The kernel already watches exactly this: a re-arm in user space.
                 return Some(Checked::Later);
             }
         }
         let r = self.reg(slot);
-        kernel.modify(r.fd, r.interest(), r.token(slot)).then_some(Checked::Kernel)
+        kernel.modify(r.fd, r.interest(user_rearm), r.token(slot)).then_some(Checked::Kernel)
     }
 
     /// Windows queues a level registration's packet at ENABLE when its condition holds (spec
@@ -505,10 +589,14 @@ impl Machine {
     /// under the filter in force when the packet is dequeued, D17).
     fn collect_enable_packet(&mut self, slot: usize, kernel: &mut impl Kernel) {
         let r = self.reg(slot);
-        if r.state != RegState::Enabled || r.trigger.is_edge() || r.enabled_epoch != self.epoch {
+        if r.state != RegState::Enabled
+            || r.trigger.is_edge()
+            || self.last_enable != self.epoch
+            || self.cold(slot).enabled_epoch != self.epoch
+        {
             return;
         }
-        let (fd, cookie) = (r.fd, r.cookie);
+        let (fd, cookie) = (r.fd, self.cold(slot).cookie);
         let Some(rev) = kernel.sample(fd, cookie) else { return };
         let bits = self.sample_readiness(slot, rev, true, kernel) & self.reg(slot).eligible();
         let epoch = self.epoch;
@@ -528,27 +616,32 @@ impl Machine {
         // Readable and writable map alike for every kind (and `err_latched` is only ever set
         // on a stream socket, whose kind is then known): the kind is learnt when it matters.
         let sensitive = Readiness::ERROR | Readiness::HANGUP | Readiness::READ_HANGUP;
-        let kind = if revents & sensitive == Readiness::NONE {
-            self.reg(slot).kind.unwrap_or(SocketKind { stream: false })
-        } else {
-            self.kind(slot, verified, kernel)
-        };
+        if revents & sensitive == Readiness::NONE {
+            // The common case, one look at the record: no close to check, and no ERR to latch.
+            let r = self.reg(slot);
+            let mut err_latched = r.err_latched();
+            return readiness(r.kind().unwrap_or(SocketKind { stream: false }), revents, &mut err_latched);
+        }
+        let kind = self.kind(slot, verified, kernel);
         let r = self.reg_mut(slot);
         let closed = Readiness::HANGUP | Readiness::READ_HANGUP;
         if kind.stream
-            && !r.err_latched
-            && !r.close_checked
+            && !r.err_latched()
+            && !r.close_checked()
             && revents.contains(closed)
             && !revents.contains(Readiness::ERROR)
         {
-            r.close_checked = true;
+            r.set_close_checked();
             let fd = r.fd;
             if kernel.never_connected(fd) {
-                self.reg_mut(slot).err_latched = true;
+                self.reg_mut(slot).set_err_latched(true);
             }
         }
         let r = self.reg_mut(slot);
-        readiness(kind, revents, &mut r.err_latched)
+        let mut err_latched = r.err_latched();
+        let s = readiness(kind, revents, &mut err_latched);
+        r.set_err_latched(err_latched);
+        s
     }
 
     /// The registration's socket kind, learnt from the kernel the first time it is needed.
@@ -559,13 +652,13 @@ impl Machine {
     /// mapping gives at least as many bits), without remembering it.
     fn kind(&mut self, slot: usize, verified: bool, kernel: &mut impl Kernel) -> SocketKind {
         let r = self.reg(slot);
-        if let Some(k) = r.kind {
+        if let Some(k) = r.kind() {
             return k;
         }
-        let (fd, cookie) = (r.fd, r.cookie);
+        let (fd, cookie) = (r.fd, self.cold(slot).cookie);
         match kernel.kind(fd) {
             Some(k) if verified || kernel.cookie(fd) == Some(cookie) => {
-                self.reg_mut(slot).kind = Some(k);
+                self.reg_mut(slot).set_kind(k);
                 k
             }
             _ => SocketKind { stream: true },
@@ -576,14 +669,14 @@ impl Machine {
     /// with the TCP byte counters seen with it.
     fn edge_baseline(&mut self, slot: usize, rev: Readiness, kernel: &mut impl Kernel) {
         let prev = self.sample_readiness(slot, rev, true, kernel);
-        self.reg_mut(slot).prev = prev;
+        self.reg_mut(slot).set_prev(prev);
         let c = self.counters(slot, prev, true, kernel);
         self.mark(slot, c);
     }
 
     /// TCP byte counters for edge decisions, when IN or OUT is high on a TCP socket.
     fn counters(&mut self, slot: usize, high: Events, verified: bool, kernel: &mut impl Kernel) -> Option<TcpCounters> {
-        if !high.intersects(Events::IN | Events::OUT) || self.reg(slot).tcp == Some(false) {
+        if !high.intersects(Events::IN | Events::OUT) || self.reg(slot).tcp() == Some(false) {
             return None;
         }
         if !self.kind(slot, verified, kernel).stream {
@@ -591,7 +684,7 @@ impl Machine {
         }
         let fd = self.reg(slot).fd;
         let c = kernel.tcp_counters(fd);
-        self.reg_mut(slot).tcp = Some(c.is_some());
+        self.reg_mut(slot).set_tcp(c.is_some());
         // The peer's FIN takes one unit of sequence space, which Linux counts as a byte received.
         let fin = u64::from(high.contains(Events::HANGUP));
         c.map(|c| TcpCounters { received: c.received.saturating_sub(fin), ..c })
@@ -600,9 +693,7 @@ impl Machine {
     /// Remembers the counters seen with the readiness just recorded as the edge baseline.
     fn mark(&mut self, slot: usize, c: Option<TcpCounters>) {
         if let Some(c) = c {
-            let r = self.reg_mut(slot);
-            r.in_mark = c.received;
-            r.out_mark = c.acked;
+            *self.marks.entry(slot) = (c.received, c.acked);
         }
     }
 
@@ -610,14 +701,14 @@ impl Machine {
     /// user-space re-arms the kernel watch stays as it is until the kernel reports the
     /// disabled registration ([`on_event`](Self::on_event) quiets it then).
     fn disable(&mut self, slot: usize, kernel: &mut impl Kernel) -> Option<Checked> {
+        let user_rearm = self.user_rearm;
         let r = self.reg_mut(slot);
         r.state = RegState::Disabled;
-        if r.user_rearm {
+        if user_rearm {
             return Some(Checked::Later);
         }
         r.watch = Watch::Quiet;
-        let r = self.reg(slot);
-        kernel.modify(r.fd, r.interest(), r.token(slot)).then_some(Checked::Kernel)
+        kernel.modify(r.fd, r.interest(user_rearm), r.token(slot)).then_some(Checked::Kernel)
     }
 
     /// REMOVE: the registration's last packet, coalesced into a queued one (spec §4.3).
@@ -638,41 +729,47 @@ impl Machine {
         if bits.is_empty() {
             return;
         }
-        let r = self.reg_mut(slot);
-        if r.queued {
+        let r = self.hot.get_mut(slot).expect("live slot");
+        Self::queue_into(r, &mut self.fifo, slot, bits, epoch);
+    }
+
+    /// [`queue_bits`](Self::queue_bits) for a record already in hand.
+    #[inline]
+    fn queue_into(r: &mut HotReg, fifo: &mut VecDeque<Packet>, slot: usize, bits: Events, epoch: u64) {
+        if bits.is_empty() {
+            return;
+        }
+        debug_assert!(r.occupied(), "live slot");
+        if r.queued() {
             if r.trigger.is_edge() || bits.contains(Events::REMOVE) || r.state != RegState::Enabled {
-                r.published |= bits;
+                r.set_published(r.published() | bits);
             } else {
                 // A level packet carries the latest sample.
-                r.published = bits | (r.published & Events::REMOVE);
+                r.set_published(bits | (r.published() & Events::REMOVE));
             }
             r.sampled = epoch;
             return;
         }
-        r.queued = true;
-        r.published = bits;
+        r.set_queued(true);
+        r.set_published(bits);
         r.sampled = epoch;
-        let generation = r.generation;
-        self.fifo.push_back(Packet::notify(slot as u32, generation));
+        fifo.push_back(Packet::notify(slot as u32, r.generation));
     }
 
     /// Drops a registration without a REMOVE packet (closed socket, D21; closed port, D6).
     /// A queued packet is still delivered with the bits it had.
     pub fn drop_silently(&mut self, slot: usize, claims: &mut impl Claims) {
         let r = self.reg(slot);
-        let (fd, cookie, state, queued) = (r.fd, r.cookie, r.state, r.queued);
+        let (fd, state, queued) = (r.fd, r.state, r.queued());
         if state != RegState::Closed {
-            claims.release(fd, cookie);
+            claims.release(fd, self.cold(slot).cookie);
         }
         if queued {
             if matches!(state, RegState::Enabled | RegState::Disabled) {
                 self.live -= 1;
             }
-            let r = self.reg_mut(slot);
-            r.state = RegState::Closed;
-            if r.unverified.take().is_some() {
-                self.unverified -= 1;
-            }
+            self.reg_mut(slot).state = RegState::Closed;
+            self.take_pending(slot);
             if self.slot_of(fd) == Some(slot) {
                 self.set_fd(fd, None);
             }
@@ -685,14 +782,14 @@ impl Machine {
     pub fn forget_fd(&mut self, fd: RawFd, kernel: &mut impl Kernel, claims: &mut impl Claims) -> bool {
         let Some(slot) = self.slot_of(fd) else { return false };
         let r = self.reg(slot);
-        if r.queued && !r.trigger.is_edge() && r.state != RegState::RemovePending {
+        if r.queued() && !r.trigger.is_edge() && r.state != RegState::RemovePending {
             // The socket is still open: a queued level packet leaves with the bits that hold
             // now, as if every change had been merged into it (D16, D21).
-            let (fd, cookie) = (r.fd, r.cookie);
+            let (fd, cookie) = (r.fd, self.cold(slot).cookie);
             if let Some(rev) = kernel.sample(fd, cookie) {
                 let bits = self.sample_readiness(slot, rev, true, kernel) & self.reg(slot).eligible();
                 if !bits.is_empty() {
-                    self.reg_mut(slot).published = bits;
+                    self.reg_mut(slot).set_published(bits);
                 }
             }
         }
@@ -706,9 +803,9 @@ impl Machine {
 
     /// Drops every registration and packet (the port was closed, D6).
     pub fn clear(&mut self, claims: &mut impl Claims) {
-        for r in self.regs.iter().flatten() {
-            if r.state != RegState::Closed {
-                claims.release(r.fd, r.cookie);
+        for (r, c) in self.hot.iter().zip(self.cold.iter()) {
+            if r.occupied() && r.state != RegState::Closed {
+                claims.release(r.fd, c.cookie);
             }
         }
         *self = Machine { epoch: self.epoch, user_rearm: self.user_rearm, ..Machine::default() };
@@ -729,44 +826,48 @@ impl Machine {
     /// in between costs no check at all. Returns how many registrations were dropped.
     pub fn audit(&mut self, by: AuditBy<'_>, kernel: &mut impl Kernel, claims: &mut impl Claims) -> usize {
         let mut gone = Vec::new();
-        let live = |r: &Reg| matches!(r.state, RegState::Enabled | RegState::Disabled);
+        let live = |r: &HotReg| r.occupied() && matches!(r.state, RegState::Enabled | RegState::Disabled);
         match by {
             AuditBy::WatchList(watched) => {
-                for (slot, r) in self.regs.iter().enumerate() {
-                    let Some(r) = r else { continue };
+                for (slot, r) in self.hot.iter().enumerate() {
                     if live(r) && watched.binary_search(&(r.fd, r.token(slot).0)).is_err() {
-                        gone.push((slot, r.fd, r.unverified));
+                        let meant = if self.unverified > 0 { self.pending.get(slot).copied().flatten() } else { None };
+                        gone.push((slot, r.fd, meant));
                     }
                 }
-                for r in self.regs.iter_mut().flatten() {
-                    r.unverified = None;
+                if self.unverified > 0 {
+                    for p in self.pending.iter_mut() {
+                        *p = None;
+                    }
                 }
                 self.unverified = 0;
-                self.pending.clear();
-                self.aged = 0;
+                self.backlog.clear();
+                self.backlog_aged = 0;
             }
             AuditBy::Identity if self.unverified == 0 => {
-                // Every entry in the backlog was confirmed since (or its slot reused).
-                self.pending.clear();
-                self.aged = 0;
+                // Every entry in the backlog was confirmed since (or its slot freed).
+                self.backlog.clear();
+                self.backlog_aged = 0;
             }
             AuditBy::Identity => {
-                let aged = self.aged.min(self.pending.len());
+                let aged = self.backlog_aged.min(self.backlog.len());
                 for i in 0..aged {
-                    let (slot, generation) = self.pending[i];
+                    let (slot, generation) = self.backlog[i];
                     let slot = slot as usize;
-                    let Some(Some(r)) = self.regs.get_mut(slot) else { continue };
-                    if r.generation != generation || r.unverified.is_none() {
-                        continue; // confirmed since, or the slot was reused
+                    match self.hot.get(slot) {
+                        Some(r) if r.occupied() && r.generation == generation => {}
+                        _ => continue, // the slot was freed or reused
                     }
-                    if live(r) && kernel.cookie(r.fd) != Some(r.cookie) {
-                        gone.push((slot, r.fd, r.unverified));
+                    let Some(meant) = self.take_pending(slot) else {
+                        continue; // confirmed since
+                    };
+                    let r = self.reg(slot);
+                    if live(r) && kernel.cookie(r.fd) != Some(self.cold(slot).cookie) {
+                        gone.push((slot, r.fd, Some(meant)));
                     }
-                    r.unverified = None;
-                    self.unverified -= 1;
                 }
-                self.pending.drain(..aged);
-                self.aged = self.pending.len();
+                self.backlog.drain(..aged);
+                self.backlog_aged = self.backlog.len();
             }
         }
         for &(slot, fd, meant) in &gone {
@@ -791,14 +892,15 @@ impl Machine {
     pub fn counters_wanted(&self, token: Token, revents: Readiness) -> Option<(RawFd, u64)> {
         let slot = (token.0 & 0xFFFF_FFFF) as usize;
         let generation = (token.0 >> 32) as u32;
-        let r = self.regs.get(slot)?.as_ref()?;
+        let r = self.hot.get(slot)?;
         let moved = Readiness::READ | Readiness::WRITE | Readiness::HANGUP | Readiness::READ_HANGUP;
-        let wanted = r.generation == generation
+        let wanted = r.occupied()
+            && r.generation == generation
             && r.state == RegState::Enabled
             && r.trigger.is_edge()
-            && r.tcp == Some(true)
+            && r.tcp() == Some(true)
             && revents & moved != Readiness::NONE;
-        wanted.then_some((r.fd, r.cookie))
+        wanted.then(|| (r.fd, self.cold(slot).cookie))
     }
 
     /// One epoll event for `token` with `revents`: apply the trigger rules (spec §4.2).
@@ -807,20 +909,24 @@ impl Machine {
         let generation = (token.0 >> 32) as u32;
         let epoch = self.epoch;
         let reports_since = self.reports_since;
-        match self.regs.get_mut(slot) {
-            Some(Some(r)) if r.generation == generation && r.state == RegState::Enabled => {
+        let user_rearm = self.user_rearm;
+        match self.hot.get_mut(slot) {
+            Some(r) if r.occupied() && r.generation == generation && r.state == RegState::Enabled => {
                 // A report from a wait that began after the registration's last ENABLE (or
                 // from a collection made now) shows that the kernel still watches the socket
                 // that ENABLE was applied to: a socket closed behind the port's back would
                 // have left the watch list first. It confirms an entry applied in user space
                 // as an audit would.
-                if r.unverified.is_some() && !matches!(reports_since, Some(began) if r.enabled_epoch > began) {
-                    r.unverified = None;
-                    self.unverified -= 1;
+                if self.unverified > 0
+                    && matches!(self.pending.get(slot), Some(Some(_)))
+                    && !matches!(reports_since, Some(began) if self.cold(slot).enabled_epoch > began)
+                {
+                    self.take_pending(slot);
                 }
             }
-            Some(Some(r))
-                if r.user_rearm
+            Some(r)
+                if user_rearm
+                    && r.occupied()
                     && r.generation == generation
                     && r.state == RegState::Disabled
                     && r.watch != Watch::Quiet =>
@@ -841,13 +947,15 @@ impl Machine {
             _ => return,
         }
         let s = self.sample_readiness(slot, revents, false, kernel);
-        let r = self.reg_mut(slot);
+        // The fields are borrowed one by one below: one look-up of the hot record.
+        let r = self.hot.get_mut(slot).expect("live slot");
         let eligible = r.eligible();
         if r.trigger.is_edge() {
-            let mut rising = s & !r.prev & eligible;
-            let still = s & r.prev & eligible & (Events::IN | Events::OUT);
-            let fin_arrived = s.contains(Events::HANGUP) && !r.prev.contains(Events::HANGUP);
-            r.prev = s;
+            let prev = r.prev();
+            let mut rising = s & !prev & eligible;
+            let still = s & prev & eligible & (Events::IN | Events::OUT);
+            let fin_arrived = s.contains(Events::HANGUP) && !prev.contains(Events::HANGUP);
+            r.set_prev(s);
             let c = self.counters(slot, s, false, kernel);
             rising |= self.re_rise(slot, still, c, fin_arrived);
             self.mark(slot, c);
@@ -856,9 +964,14 @@ impl Machine {
         }
         let mask = s & eligible;
         // Reported from before a re-arm made during the wait: not known fresh, so the level
-        // mask is sampled again at delivery (sampled in no epoch).
+        // mask is sampled again at delivery (sampled in no epoch). `last_enable` spares the
+        // cold record when no level ENABLE came after the wait began.
         let epoch = match reports_since {
-            Some(began) if r.enabled_epoch > began => 0,
+            Some(began)
+                if self.last_enable > began && self.cold.get(slot).expect("live slot").enabled_epoch > began =>
+            {
+                0
+            }
             _ => epoch,
         };
         match r.watch {
@@ -867,13 +980,13 @@ impl Machine {
                 // something deliverable holds.
                 if !mask.is_empty() {
                     r.watch = Watch::Level;
-                    let (fd, interest, tok) = (r.fd, r.interest(), r.token(slot));
-                    self.queue_bits(slot, mask, epoch);
+                    let (fd, interest, tok) = (r.fd, r.interest(user_rearm), r.token(slot));
+                    Self::queue_into(r, &mut self.fifo, slot, mask, epoch);
                     kernel.modify(fd, interest, tok);
                 }
             }
             _ => {
-                if r.trigger.is_oneshot() && !r.user_rearm {
+                if r.trigger.is_oneshot() && !user_rearm {
                     // EPOLLONESHOT disarmed the kernel watch. (With user-space re-arms the
                     // watch stays armed; delivery disables the registration here.)
                     r.watch = Watch::Fired;
@@ -882,10 +995,10 @@ impl Machine {
                     // Bits that map to nothing (a fresh socket's OUT|HUP): stop the level watch
                     // from reporting them again and again.
                     r.watch = Watch::Edge;
-                    let (fd, interest, tok) = (r.fd, r.interest(), r.token(slot));
+                    let (fd, interest, tok) = (r.fd, r.interest(user_rearm), r.token(slot));
                     kernel.modify(fd, interest, tok);
                 } else {
-                    self.queue_bits(slot, mask, epoch);
+                    Self::queue_into(r, &mut self.fifo, slot, mask, epoch);
                 }
             }
         }
@@ -893,21 +1006,22 @@ impl Machine {
 
     /// Quiets the kernel watch of a disabled registration (user-space re-arms).
     fn quiet(&mut self, slot: usize, kernel: &mut impl Kernel) {
+        let user_rearm = self.user_rearm;
         let r = self.reg_mut(slot);
         r.watch = Watch::Quiet;
-        let (fd, interest, tok) = (r.fd, r.interest(), r.token(slot));
+        let (fd, interest, tok) = (r.fd, r.interest(user_rearm), r.token(slot));
         if kernel.modify(fd, interest, tok) {
             // The kernel found the descriptor's watch: it still names the socket.
-            self.confirm(slot);
+            self.take_pending(slot);
         }
     }
 
     /// True while a stray report (see `strays`) is still unresolved: its registration is
     /// disabled and its kernel watch armed, so a kernel wait would return it again at once.
     pub fn has_strays(&mut self) -> bool {
-        let regs = &self.regs;
+        let hot = &self.hot;
         self.strays.retain(|&(slot, generation)| {
-            matches!(regs.get(slot as usize), Some(Some(r)) if r.generation == generation
+            matches!(hot.get(slot as usize), Some(r) if r.occupied() && r.generation == generation
                 && r.state == RegState::Disabled && r.watch != Watch::Quiet)
         });
         !self.strays.is_empty()
@@ -930,21 +1044,21 @@ impl Machine {
         if still.is_empty() {
             return still;
         }
-        let r = self.reg(slot);
         let Some(TcpCounters { received, queued, acked }) = counters else {
             return still;
         };
+        let (in_mark, out_mark) = self.marks.get(slot).copied().unwrap_or((0, 0));
         let mut rise = Events::NONE;
         // IN fell if every byte seen last time has been read since; it rose again if new bytes
         // or the peer's FIN (end of file is readable) came after.
         if still.contains(Events::IN)
-            && received.saturating_sub(queued) >= r.in_mark
-            && (received > r.in_mark || fin_arrived)
+            && received.saturating_sub(queued) >= in_mark
+            && (received > in_mark || fin_arrived)
         {
             rise |= Events::IN;
         }
         // OUT may have fallen and risen again only if bytes were acknowledged since.
-        if still.contains(Events::OUT) && acked > r.out_mark {
+        if still.contains(Events::OUT) && acked > out_mark {
             rise |= Events::OUT;
         }
         rise
@@ -972,27 +1086,27 @@ impl Machine {
             return Some(Completion::with_internal(p.key, p.bytes, p.overlapped, p.internal));
         }
         let (slot, generation) = (p.key, p.bytes);
-        let epoch = self.epoch;
-        let r = self.regs.get_mut(slot)?.as_mut()?;
-        if r.generation != generation {
+        let (epoch, user_rearm) = (self.epoch, self.user_rearm);
+        let r = self.hot.get_mut(slot)?;
+        if !r.occupied() || r.generation != generation {
             return None;
         }
-        r.queued = false;
+        r.set_queued(false);
         let key = r.key;
-        if r.published.contains(Events::REMOVE) || r.state == RegState::Closed {
-            let bits = r.published;
+        if r.published().contains(Events::REMOVE) || r.state == RegState::Closed {
+            let bits = r.published();
             let remove = r.state == RegState::RemovePending;
-            let (fd, cookie) = (r.fd, r.cookie);
+            let (fd, cookie) = (r.fd, self.cold(slot).cookie);
             self.free_slot(slot);
             if remove {
                 claims.release(fd, cookie);
             }
             return Some(Completion::new(key, bits.bits(), 0));
         }
-        let mut bits = r.published;
-        if !r.trigger.is_edge() && r.sampled != epoch {
+        let mut bits = r.published();
+        let r = if !r.trigger.is_edge() && r.sampled != epoch {
             // Not sampled in this epoch: compute the level mask now (D17).
-            let (fd, cookie) = (r.fd, r.cookie);
+            let (fd, cookie) = (r.fd, self.cold(slot).cookie);
             match kernel.sample(fd, cookie) {
                 Some(rev) => bits = self.sample_readiness(slot, rev, true, kernel) & self.reg(slot).eligible(),
                 None => {
@@ -1001,27 +1115,30 @@ impl Machine {
                     return Some(Completion::new(key, bits.bits(), 0));
                 }
             }
-        } else if !r.trigger.is_edge() {
-            // Sampled in this epoch, perhaps under a filter a later re-ENABLE replaced: a level
-            // mask holds only what the filter in force asks for (D17).
-            bits = bits & r.eligible();
-        }
-        let r = self.reg_mut(slot);
+            self.reg_mut(slot)
+        } else {
+            if !r.trigger.is_edge() {
+                // Sampled in this epoch, perhaps under a filter a later re-ENABLE replaced: a
+                // level mask holds only what the filter in force asks for (D17).
+                bits = bits & r.eligible();
+            }
+            r
+        };
         if bits.is_empty() {
             // Stale level packet: dropped silently. A fired one-shot watch must be re-armed.
             if r.state == RegState::Enabled && r.watch == Watch::Fired {
                 r.watch = Watch::Level;
-                let (fd, interest, tok) = (r.fd, r.interest(), r.token(slot));
+                let (fd, interest, tok) = (r.fd, r.interest(user_rearm), r.token(slot));
                 kernel.modify(fd, interest, tok);
             }
             return None;
         }
         if r.trigger.is_oneshot() && r.state == RegState::Enabled {
             r.state = RegState::Disabled;
-            if r.watch == Watch::Level && !r.user_rearm {
+            if r.watch == Watch::Level && !user_rearm {
                 // Delivered from a non-kernel path while the kernel watch is still armed.
                 r.watch = Watch::Quiet;
-                let (fd, interest, tok) = (r.fd, r.interest(), r.token(slot));
+                let (fd, interest, tok) = (r.fd, r.interest(user_rearm), r.token(slot));
                 kernel.modify(fd, interest, tok);
             }
         }

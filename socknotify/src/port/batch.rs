@@ -47,12 +47,12 @@ impl CompletionPort {
         // Re-arms may ride on this thread's wait, in one io_uring call, when this thread is
         // going to be the one that waits in the kernel, and when there are enough of them
         // for a ring round to beat plain `epoll_ctl`s and `epoll_wait` (chosen per batch).
+        // A batch that large also reads its new descriptors' identities and makes its REMOVEs'
+        // DELs in one round before its entries are applied, and its new registrations' ADDs
+        // (and its re-arms, when they cannot ride) in one round after them.
         let mut deferred = Deferred { mods: Vec::new(), weak: &weak };
-        let defer = inner.ring_usable()
-            && !out.is_empty()
-            && st.poller.is_none()
-            && timeout != Some(Duration::ZERO)
-            && regs.len() >= inner.ring_min_mods;
+        let batched = inner.ring_usable() && regs.len() >= inner.ring_min_mods;
+        let ride = batched && !out.is_empty() && st.poller.is_none() && timeout != Some(Duration::ZERO);
         let mut enabled = false;
         if !regs.is_empty() {
             let was_live = st.machine.live();
@@ -63,20 +63,34 @@ impl CompletionPort {
                 // re-ENABLE of an edge registration: collect them from the kernel first.
                 inner.harvest(&mut st);
             }
-            let immediate = if defer { not_deferrable(&st, regs) } else { Vec::new() };
+            let twice = if batched { named_twice(regs) } else { Vec::new() };
+            let answers = if batched { inner.prepare(&st, regs, &twice) } else { sys::Answers::default() };
+            let mut after = Vec::new();
             for (i, e) in regs.iter_mut().enumerate() {
-                let deferred_here = defer
-                    && e.fd().is_some_and(|fd| {
-                        st.machine.deferrable(fd, e.operation()) && immediate.binary_search(&fd).is_err()
-                    });
-                let this_enabled = if deferred_here {
-                    let mut kernel = sys::SysKernel::deferring(&inner.epfd, &mut deferred.mods, i as u64);
-                    inner.apply_entry(&mut st, e, &mut kernel, &weak)
-                } else {
-                    inner.apply_entry(&mut st, e, &mut sys::SysKernel::new(&inner.epfd), &weak)
+                // Only a descriptor named once in the batch has its kernel call moved: the
+                // kernel sees every descriptor's operations in the batch's order.
+                let alone = batched && e.fd().is_some_and(|fd| twice.binary_search(&fd).is_err());
+                let to = match e.fd() {
+                    Some(fd) if alone && st.machine.adds(fd, e.operation()) => Some(&mut after),
+                    Some(fd) if alone && st.machine.deferrable(fd, e.operation()) => {
+                        Some(if ride { &mut deferred.mods } else { &mut after })
+                    }
+                    _ => None,
+                };
+                let this_enabled = match to {
+                    Some(pending) => {
+                        let mut kernel =
+                            sys::SysKernel::deferring(&inner.epfd, pending, i as u64).with_answers(&answers);
+                        inner.apply_entry(&mut st, e, &mut kernel, &weak)
+                    }
+                    None => {
+                        let mut kernel = sys::SysKernel::new(&inner.epfd).with_answers(&answers);
+                        inner.apply_entry(&mut st, e, &mut kernel, &weak)
+                    }
                 };
                 enabled |= this_enabled && !st.machine.last_in_user_space();
             }
+            inner.flush_mods(&mut st, regs, after, &weak);
             inner.note_unverified(&mut st);
             inner.audit_if_due(&mut st, &weak);
             inner.dispatch(&mut st);
@@ -117,18 +131,14 @@ impl CompletionPort {
     }
 }
 
-/// The descriptors whose entries must reach the kernel at once, sorted: those named by more
-/// than one entry, and those of any entry that is not a plain re-arm. Only the remaining
-/// re-arms ride with the wait, so the kernel sees every descriptor's operations in the
-/// batch's order.
-fn not_deferrable<E: Entry>(st: &PortState, regs: &[E]) -> Vec<RawFd> {
+/// The descriptors named by more than one entry, sorted: their entries reach the kernel at
+/// once, in the batch's order.
+fn named_twice<E: Entry>(regs: &[E]) -> Vec<RawFd> {
     let mut fds: Vec<RawFd> = regs.iter().filter_map(|e| e.fd()).collect();
     fds.sort_unstable();
-    let mut immediate: Vec<RawFd> = fds.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
-    immediate.extend(regs.iter().filter_map(|e| e.fd().filter(|&fd| !st.machine.deferrable(fd, e.operation()))));
-    immediate.sort_unstable();
-    immediate.dedup();
-    immediate
+    let mut twice: Vec<RawFd> = fds.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
+    twice.dedup();
+    twice
 }
 
 impl Inner {
@@ -184,15 +194,90 @@ impl Inner {
         }
     }
 
+    /// What the kernel can answer for a batch before it is applied, in one io_uring round:
+    /// the identity of each descriptor that has no registration on this port (so that an
+    /// ENABLE of a new socket asks nothing more than its ADD, made after the batch), and the
+    /// DEL of each REMOVE of a live registration whose descriptor the batch names once. Only
+    /// when there are enough of them for a round to pay (the per-batch choice) and the ring
+    /// is free; otherwise every entry asks the kernel itself.
+    pub(super) fn prepare<E: Entry>(&self, st: &PortState, regs: &[E], twice: &[RawFd]) -> sys::Answers {
+        let probing = sys::ring_probes();
+        let mut probes = Vec::new();
+        let mut dels = Vec::new();
+        for e in regs {
+            let (Some(fd), op) = (e.fd().filter(|&fd| fd >= 0), e.operation()) else { continue };
+            if !matches!(op, Some(Operation::Enable { .. } | Operation::Disable | Operation::Remove)) {
+                continue;
+            }
+            if st.machine.token_of(fd).is_none() {
+                if probing {
+                    probes.push(fd);
+                }
+            } else if st.machine.deletes(fd, op) && twice.binary_search(&fd).is_err() {
+                let tag = dels.len() as u64;
+                dels.push(sys::Mod::delete(fd, tag));
+            }
+        }
+        probes.sort_unstable();
+        probes.dedup();
+        if probes.len() + dels.len() < self.ring_min_mods {
+            return sys::Answers::default();
+        }
+        let Some(mut ring) = self.ring.as_ref().and_then(try_lock) else {
+            return sys::Answers::default();
+        };
+        let round = ring.rounds(self.epfd.as_raw_fd(), &dels, &probes, None);
+        if ring.is_poisoned() {
+            self.ring_broken.store(true, Ordering::Relaxed);
+            diag!(warn, "the io_uring ring failed; the port goes on with plain epoll");
+        }
+        drop(ring);
+        let (failed, cookies) = match round {
+            Ok(r) => (r.failed, r.cookies),
+            Err(_) if dels.is_empty() => return sys::Answers::default(),
+            Err(_) => {
+                // The round may have made some DELs before it failed: make them again, one
+                // call each; a DEL the round made fails again with ENOENT, which counts as done
+                // (a socket closed meanwhile would then get a REMOVE packet: one more packet,
+                // never one fewer).
+                let failed = dels
+                    .iter()
+                    .filter_map(|m| match m.apply_now(&self.epfd) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Some((m.tag, 0)),
+                        _ => None,
+                    })
+                    .collect();
+                (failed, Vec::new())
+            }
+        };
+        let mut deleted: Vec<(RawFd, bool)> =
+            dels.iter().map(|m| (m.fd, !failed.iter().any(|&(tag, _)| tag == m.tag))).collect();
+        deleted.sort_unstable();
+        let cookies = probes.iter().zip(cookies).filter_map(|(&fd, c)| Some((fd, c?))).collect();
+        sys::Answers { cookies, deleted }
+    }
+
     /// Applies deferred re-arms now, without waiting: in one io_uring call when the ring is
     /// free, else (the poller holds it) with one `epoll_ctl` each.
     pub(super) fn flush<E: Entry>(&self, st: &mut PortState, regs: &mut [E], deferred: &mut Deferred<'_>) {
-        if deferred.mods.is_empty() {
+        let mods = std::mem::take(&mut deferred.mods);
+        self.flush_mods(st, regs, mods, deferred.weak);
+    }
+
+    /// Applies `mods` (epoll operations of `regs`' entries, tagged with their index) now, as
+    /// [`flush`](Self::flush) does, and repairs the entries of those that failed.
+    pub(super) fn flush_mods<E: Entry>(
+        &self,
+        st: &mut PortState,
+        regs: &mut [E],
+        mods: Vec<sys::Mod>,
+        weak: &Weak<Inner>,
+    ) {
+        if mods.is_empty() {
             return;
         }
-        let mods = std::mem::take(&mut deferred.mods);
         let round = self.ring.as_ref().and_then(try_lock).map(|mut ring| {
-            let r = ring.rounds(self.epfd.as_raw_fd(), &mods, None);
+            let r = ring.rounds(self.epfd.as_raw_fd(), &mods, &[], None);
             if ring.is_poisoned() {
                 self.ring_broken.store(true, Ordering::Relaxed);
                 diag!(warn, "the io_uring ring failed; the port goes on with plain epoll");
@@ -203,16 +288,15 @@ impl Inner {
             Some(Ok(r)) => r.failed,
             _ => self.apply_mods_now(&mods),
         };
-        self.repair(st, regs, &mods, &failed, deferred.weak);
+        self.repair(st, regs, &mods, &failed, weak);
     }
 
-    /// Applies re-arms with one `epoll_ctl` each (the ring is busy or failed); re-applying
-    /// one the ring already applied changes nothing. Returns the failures as a round would.
+    /// Applies re-arms and ADDs with one `epoll_ctl` each (the ring is busy or failed);
+    /// re-applying one the ring already applied changes nothing. Returns the failures as a
+    /// round would.
     pub(super) fn apply_mods_now(&self, mods: &[sys::Mod]) -> Vec<(u64, i32)> {
         mods.iter()
-            .filter_map(|m| {
-                sys::epoll_mod(&self.epfd, m.fd, m.flags, m.token).err().map(|e| (m.tag, e.raw_os_error().unwrap_or(0)))
-            })
+            .filter_map(|m| m.apply_now(&self.epfd).err().map(|e| (m.tag, e.raw_os_error().unwrap_or(0))))
             .collect()
     }
 }

@@ -1,6 +1,6 @@
 //! [`Builder`] and [`Backend`]: how a port is made, and which kernel path it takes.
 
-use super::inner::{Counters, Inner, PortState, NEXT_PORT, WAKE_TOKEN};
+use super::inner::{Counters, Inner, PortState, NEXT_PORT, READY_TOKEN, WAKE_TOKEN};
 use super::sync::Mutex;
 use super::CompletionPort;
 use crate::abi::Error;
@@ -137,12 +137,13 @@ impl Builder {
         let epfd = sys::epoll_create()?;
         let wakefd = sys::eventfd()?;
         sys::epoll_add(&epfd, wakefd.as_raw_fd(), sys::epoll::WAKE_FLAGS, WAKE_TOKEN)?;
-        // The descriptor handed out by `as_fd`: readable when `epfd` is (kernel readiness may
-        // be pending) or `readyfd` is (a packet is queued).
+        // The descriptor handed out by `as_fd`: readable when `readyfd` is (a packet is
+        // queued) or, once it was handed out, `epfd` is (kernel readiness may be pending).
+        // `epfd` joins it only then: a watched epoll instance makes every later ADD to it take
+        // the kernel's slower nested-epoll checks.
         let pollfd = sys::epoll_create()?;
         let readyfd = sys::eventfd()?;
-        sys::epoll_add(&pollfd, epfd.as_raw_fd(), sys::epoll::WAKE_FLAGS, 0)?;
-        sys::epoll_add(&pollfd, readyfd.as_raw_fd(), sys::epoll::WAKE_FLAGS, 1)?;
+        sys::epoll_add(&pollfd, readyfd.as_raw_fd(), sys::epoll::WAKE_FLAGS, READY_TOKEN)?;
         let concurrency = match self.concurrency {
             0 => sys::processors(),
             n => n,
@@ -178,6 +179,7 @@ impl Builder {
                 polled: false,
                 ready_signalled: false,
                 ready_stalled: None,
+                ready_always: false,
                 diag: sys::Diag::new(),
                 probes: Vec::new(),
             }),

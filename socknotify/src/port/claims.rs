@@ -4,26 +4,67 @@
 
 use super::inner::Inner;
 use super::sync::{lock, Mutex, MutexGuard};
+use crate::machine::paged::Sparse;
 use crate::machine::Claims;
 use crate::sys;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Weak};
 
-/// The process-wide one-port-per-socket table (D13): descriptor → (port, socket cookie).
+/// One descriptor's entry in the table: the port that claims it (0: none; port ids start
+/// at 1) and the cookie of the socket it claimed. 16 bytes per descriptor.
+#[derive(Clone, Copy, Debug, Default)]
 struct Claim {
     port: u64,
     cookie: u64,
-    owner: Weak<Inner>,
 }
 
-type Table = Vec<Option<Claim>>;
+/// The process-wide one-port-per-socket table (D13): descriptor → (port, socket cookie), and
+/// a handle to each port that holds claims (few: a list).
+struct Table {
+    /// Indexed by descriptor, in pages of 256 allocated when first used (a large table wastes
+    /// at most one page, and growing never copies it).
+    by_fd: Sparse<Claim, 256>,
+    /// (port id, the port, how many descriptors it claims); an entry leaves with its last claim.
+    owners: Vec<(u64, Weak<Inner>, usize)>,
+}
+
+impl Table {
+    const fn new() -> Table {
+        Table { by_fd: Sparse::new(), owners: Vec::new() }
+    }
+
+    fn owner(&self, port: u64) -> Option<&Weak<Inner>> {
+        self.owners.iter().find(|o| o.0 == port).map(|o| &o.1)
+    }
+
+    /// Sets descriptor `i`'s entry, keeping the claim counts of `owners` (`owner`: the
+    /// claiming port itself, when `c` is a claim).
+    fn set(&mut self, i: usize, c: Claim, owner: Option<&Weak<Inner>>) {
+        let e = self.by_fd.entry(i);
+        let old = std::mem::replace(e, c);
+        if old.port != 0 {
+            if let Some(k) = self.owners.iter().position(|o| o.0 == old.port) {
+                self.owners[k].2 -= 1;
+                if self.owners[k].2 == 0 {
+                    self.owners.swap_remove(k);
+                }
+            }
+        }
+        if c.port != 0 {
+            match self.owners.iter_mut().find(|o| o.0 == c.port) {
+                Some(o) => o.2 += 1,
+                None => self.owners.push((c.port, owner.cloned().unwrap_or_default(), 1)),
+            }
+        }
+    }
+}
 
 #[cfg(not(loom))]
-static CLAIMS: Mutex<Table> = Mutex::new(Vec::new());
+static CLAIMS: Mutex<Table> = Mutex::new(Table::new());
 
 #[cfg(loom)]
 loom::lazy_static! {
-    static ref CLAIMS: Mutex<Table> = Mutex::new(Vec::new());
+    static ref CLAIMS: Mutex<Table> = Mutex::new(Table::new());
 }
 
 /// The table, locked (see the lock order in `inner.rs`: after a port lock, never before).
@@ -47,26 +88,24 @@ impl Claims for PortClaims<'_> {
             return false;
         };
         let mut t = claims_table();
-        if i >= t.len() {
-            t.resize_with((i + 1).next_power_of_two(), || None);
+        let c = t.by_fd.get(i).copied().unwrap_or_default();
+        // Another port holds this very socket.
+        if c.port != 0
+            && c.port != self.port
+            && c.cookie == cookie
+            && t.owner(c.port).is_some_and(|o| o.strong_count() > 0)
+        {
+            return false;
         }
-        match &t[i] {
-            // Another port holds this very socket.
-            Some(c) if c.port != self.port && c.cookie == cookie && c.owner.strong_count() > 0 => false,
-            // Free, or a claim left by a socket that was closed and whose number was reused.
-            _ => {
-                t[i] = Some(Claim { port: self.port, cookie, owner: self.owner.clone() });
-                true
-            }
-        }
+        // Free, or a claim left by a socket that was closed and whose number was reused.
+        t.set(i, Claim { port: self.port, cookie }, Some(self.owner));
+        true
     }
     fn release(&mut self, fd: RawFd, cookie: u64) {
         let Ok(i) = usize::try_from(fd) else { return };
         let mut t = claims_table();
-        if let Some(slot) = t.get_mut(i) {
-            if matches!(slot, Some(c) if c.port == self.port && c.cookie == cookie) {
-                *slot = None;
-            }
+        if t.by_fd.get(i).is_some_and(|c| c.port == self.port && c.cookie == cookie) {
+            t.set(i, Claim::default(), None);
         }
     }
 }
@@ -88,9 +127,12 @@ impl Claims for PortClaims<'_> {
 /// ```
 pub fn forget_registration_raw(fd: RawFd) {
     let Ok(i) = usize::try_from(fd) else { return };
-    let owner = match claims_table().get(i) {
-        Some(Some(c)) => c.owner.upgrade(),
-        _ => None,
+    let owner = {
+        let t = claims_table();
+        match t.by_fd.get(i) {
+            Some(c) if c.port != 0 => t.owner(c.port).and_then(Weak::upgrade),
+            _ => None,
+        }
     };
     if let Some(port) = owner {
         let mut st = port.lock();
@@ -129,4 +171,32 @@ pub fn close_socket(socket: impl Into<OwnedFd>) {
     let fd: OwnedFd = socket.into();
     forget_registration_raw(fd.as_raw_fd());
     drop(fd);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_owner_is_kept_exactly_while_it_claims_a_descriptor() {
+        let mut t = Table::new();
+        let owners = |t: &Table| {
+            let mut v: Vec<(u64, usize)> = t.owners.iter().map(|o| (o.0, o.2)).collect();
+            v.sort_unstable();
+            v
+        };
+        let none = Weak::new();
+        t.set(3, Claim { port: 1, cookie: 10 }, Some(&none));
+        t.set(700, Claim { port: 1, cookie: 11 }, Some(&none));
+        assert_eq!(owners(&t), [(1, 2)]);
+        // A claim left by a closed socket, taken over by another port.
+        t.set(3, Claim { port: 2, cookie: 12 }, Some(&none));
+        assert_eq!(owners(&t), [(1, 1), (2, 1)]);
+        t.set(700, Claim::default(), None);
+        assert_eq!(owners(&t), [(2, 1)]);
+        t.set(3, Claim::default(), None);
+        assert!(t.owners.is_empty());
+        assert_eq!(std::mem::size_of::<Claim>(), 16);
+        assert_eq!(t.by_fd.get(700).map(|c| c.port), Some(0));
+    }
 }

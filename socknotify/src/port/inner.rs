@@ -33,6 +33,10 @@ pub(super) static NEXT_WAITER: AtomicU64 = AtomicU64::new(1);
 /// those carry a slot below 2^32 - 1 in their low half).
 pub(super) const WAKE_TOKEN: u64 = u64::MAX;
 
+/// Tokens in the port descriptor's own epoll instance (`Inner::pollfd`).
+pub(super) const READY_TOKEN: u64 = 1;
+pub(super) const NESTED_TOKEN: u64 = 0;
+
 /// One port; [`CompletionPort`](super::CompletionPort)s are handles to it.
 pub(crate) struct Inner {
     pub(super) id: u64,
@@ -98,7 +102,8 @@ pub(super) struct PortState {
     pub stray_pause: Option<Instant>,
     /// Counts for [`CompletionPort::stats`](super::CompletionPort::stats).
     pub counters: Counters,
-    /// The port's descriptor was handed out: `readyfd` follows the packet queue.
+    /// The port's descriptor was handed out: `epfd` is watched by `pollfd`, and `readyfd`
+    /// follows the packet queue.
     pub polled: bool,
     /// `readyfd` is signalled (by [`Locked::settle`]).
     pub ready_signalled: bool,
@@ -106,6 +111,8 @@ pub(super) struct PortState {
     /// D23): the running count it left behind (itself included). Once fewer threads run,
     /// `readyfd` is signalled again, a new edge for edge-triggered pollers.
     pub ready_stalled: Option<usize>,
+    /// `epfd` could not join `pollfd`: `readyfd` stays signalled (see `mark_polled`).
+    pub ready_always: bool,
     /// Reads the TCP counters of many edge registrations at once (see `absorb`).
     pub diag: sys::Diag,
     /// The sockets whose counters the reports being applied may need.
@@ -169,7 +176,7 @@ impl Locked<'_> {
         if !g.polled {
             return;
         }
-        let want = g.closed || g.machine.queued() > 0;
+        let want = g.closed || g.ready_always || g.machine.queued() > 0;
         let kick = g.ready_stalled.is_some_and(|level| g.running < level);
         if want && (!g.ready_signalled || kick) {
             sys::eventfd_signal(&inner.readyfd);

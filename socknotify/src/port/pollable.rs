@@ -7,7 +7,9 @@
 //! queued (`Locked::settle`, under the port lock). It never becomes readable for the
 //! port's internal wake-ups alone: a stale one is reset by the next non-blocking dequeue.
 
+use super::inner::NESTED_TOKEN;
 use super::CompletionPort;
+use crate::sys;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
 /// The port's descriptor, for nesting the port in another event loop.
@@ -73,7 +75,16 @@ impl super::inner::Inner {
     /// The descriptor was handed out: from now on `readyfd` follows the packet queue.
     fn mark_polled(&self) {
         let mut st = self.lock();
+        if st.polled {
+            return;
+        }
         st.polled = true;
+        if let Err(_e) = sys::epoll_add(&self.pollfd, self.epfd.as_raw_fd(), sys::epoll::WAKE_FLAGS, NESTED_TOKEN) {
+            // Out of kernel memory, say: `as_fd` cannot fail, so the descriptor stays readable
+            // for good. A poller then spins on empty dequeues but never misses a packet.
+            diag!(warn, "the port's descriptor cannot watch its epoll instance ({_e}): it stays readable");
+            st.ready_always = true;
+        }
         // Releasing the lock settles `readyfd` (packets queued before now included).
         st.release();
     }

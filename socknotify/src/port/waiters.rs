@@ -378,7 +378,7 @@ impl Inner {
         st.release();
         let round = self.ring.as_ref().map(|ring| {
             let mut ring = lock(ring);
-            let r = ring.rounds(self.epfd.as_raw_fd(), &mods, Some((&mut *buf, bounded)));
+            let r = ring.rounds(self.epfd.as_raw_fd(), &mods, &[], Some((&mut *buf, bounded)));
             if ring.is_poisoned() {
                 self.ring_broken.store(true, Ordering::Relaxed);
                 diag!(warn, "the io_uring ring failed; the port goes on with plain epoll");

@@ -8,12 +8,40 @@ use crate::abi::RegistrationError;
 use crate::machine::{Interest, Kernel, Readiness, SocketKind, TcpCounters, Token};
 use std::os::fd::{OwnedFd, RawFd};
 
+/// What the kernel already answered for a batch of entries, in one io_uring round made before
+/// they are applied: the identity of the descriptors that have no registration yet, and the
+/// outcome of the REMOVEs' `EPOLL_CTL_DEL`s. Each list is sorted by descriptor.
+#[derive(Debug, Default)]
+pub(crate) struct Answers {
+    /// `(descriptor, cookie)` of each descriptor that named a socket when probed.
+    pub cookies: Vec<(RawFd, u64)>,
+    /// `(descriptor, the DEL applied)`.
+    pub deleted: Vec<(RawFd, bool)>,
+}
+
+impl Answers {
+    fn cookie(&self, fd: RawFd) -> Option<u64> {
+        let i = self.cookies.binary_search_by_key(&fd, |&(f, _)| f).ok()?;
+        Some(self.cookies[i].1)
+    }
+
+    fn deleted(&self, fd: RawFd) -> Option<bool> {
+        let i = self.deleted.binary_search_by_key(&fd, |&(f, _)| f).ok()?;
+        Some(self.deleted[i].1)
+    }
+}
+
+static NO_ANSWERS: Answers = Answers { cookies: Vec::new(), deleted: Vec::new() };
+
 /// The kernel as the machine sees it: one port's epoll instance and the socket probes.
 pub(crate) struct SysKernel<'a> {
     epfd: &'a OwnedFd,
-    /// When set, `modify`s are collected here (tagged with `tag`) instead of being made at
-    /// once: the waiting thread submits them with its wait in one io_uring call.
+    /// When set, `modify`s, and the `add` of a new registration, are collected here (tagged
+    /// with `tag`) instead of being made at once: they go to the kernel in one io_uring call,
+    /// after the batch (or, for `modify`s, with the wait).
     defer: Option<(&'a mut Vec<Mod>, u64)>,
+    /// Answers read before the batch was applied (identities and DELs).
+    answers: &'a Answers,
     /// TCP counters already read for this batch of reports (see [`Diag`](super::Diag)).
     counters: &'a [(RawFd, TcpCounters)],
     /// Where the next `counters` lookup starts (they are asked for in report order).
@@ -23,7 +51,13 @@ pub(crate) struct SysKernel<'a> {
 impl<'a> SysKernel<'a> {
     /// The kernel of the port whose epoll instance is `epfd`.
     pub(crate) fn new(epfd: &'a OwnedFd) -> Self {
-        SysKernel { epfd, defer: None, counters: &[], cursor: 0 }
+        SysKernel { epfd, defer: None, answers: &NO_ANSWERS, counters: &[], cursor: 0 }
+    }
+
+    /// This kernel, answering `identify` and `delete` from `answers` where they hold the
+    /// descriptor.
+    pub(crate) fn with_answers(self, answers: &'a Answers) -> Self {
+        SysKernel { answers, ..self }
     }
 
     /// This kernel, answering `tcp_counters` from `counters` (read for the reports being
@@ -32,14 +66,17 @@ impl<'a> SysKernel<'a> {
         SysKernel { counters, ..self }
     }
 
-    /// A kernel whose `modify`s are collected into `pending`, tagged with `tag`.
+    /// A kernel whose `modify`s and `add`s are collected into `pending`, tagged with `tag`.
     pub(crate) fn deferring(epfd: &'a OwnedFd, pending: &'a mut Vec<Mod>, tag: u64) -> Self {
-        SysKernel { epfd, defer: Some((pending, tag)), counters: &[], cursor: 0 }
+        SysKernel { epfd, defer: Some((pending, tag)), answers: &NO_ANSWERS, counters: &[], cursor: 0 }
     }
 }
 
 impl Kernel for SysKernel<'_> {
     fn identify(&mut self, fd: RawFd) -> Result<u64, RegistrationError> {
+        if let Some(cookie) = self.answers.cookie(fd) {
+            return Ok(cookie);
+        }
         socket_cookie(fd).map_err(|_| RegistrationError::NotASocket)
     }
     fn kind(&mut self, fd: RawFd) -> Option<SocketKind> {
@@ -49,18 +86,29 @@ impl Kernel for SysKernel<'_> {
         socket_cookie(fd).ok()
     }
     fn add(&mut self, fd: RawFd, interest: Interest, token: Token) -> bool {
-        epoll_add(self.epfd, fd, flags(interest), token.0).is_ok()
+        match &mut self.defer {
+            Some((pending, tag)) => {
+                let op = libc::EPOLL_CTL_ADD;
+                pending.push(Mod { op, fd, flags: flags(interest), token: token.0, tag: *tag });
+                true
+            }
+            None => epoll_add(self.epfd, fd, flags(interest), token.0).is_ok(),
+        }
     }
     fn modify(&mut self, fd: RawFd, interest: Interest, token: Token) -> bool {
         match &mut self.defer {
             Some((pending, tag)) => {
-                pending.push(Mod { fd, flags: flags(interest), token: token.0, tag: *tag });
+                let op = libc::EPOLL_CTL_MOD;
+                pending.push(Mod { op, fd, flags: flags(interest), token: token.0, tag: *tag });
                 true
             }
             None => epoll_mod(self.epfd, fd, flags(interest), token.0).is_ok(),
         }
     }
     fn delete(&mut self, fd: RawFd) -> bool {
+        if let Some(done) = self.answers.deleted(fd) {
+            return done;
+        }
         epoll_del(self.epfd, fd).is_ok()
     }
     fn sample(&mut self, fd: RawFd, cookie: u64) -> Option<Readiness> {

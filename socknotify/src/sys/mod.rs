@@ -7,7 +7,8 @@
 //! - `eventfd`: the port's wake-up descriptor;
 //! - `socket`: socket probes (identity, kind, TCP counters, a non-blocking `poll`);
 //! - `diag`: the TCP counters of many sockets at once (socket diagnostics over netlink);
-//! - `uring`: the io_uring round (re-arms and the wait in one system call);
+//! - `uring`: the io_uring round (epoll operations, identity probes and the wait in one
+//!   system call);
 //! - `kernel`: the adapter that implements the machine's [`Kernel`](crate::machine::Kernel);
 //! - `cast`: the layout casts between Windows' arrays and the port's types (`OVERLAPPED_ENTRY`
 //!   as `Completion`; `windows-sys`'s raw-pointer spellings as the `usize` ones);
@@ -37,9 +38,9 @@ pub(crate) use cast::{completions_mut, entries_mut, registrations_mut};
 pub(crate) use diag::Diag;
 pub(crate) use epoll::{epoll_add, epoll_create, epoll_mod, epoll_wait, event_buffer, EpollEvent};
 pub(crate) use eventfd::{eventfd, eventfd_drain, eventfd_signal};
-pub(crate) use kernel::SysKernel;
+pub(crate) use kernel::{Answers, SysKernel};
 pub(crate) use socket::{close_raw, is_open_socket, CloseError};
-pub(crate) use uring::{ring_new, Mod, Ring, MOD_ROUND_WAIT, RING_MIN_MODS};
+pub(crate) use uring::{ring_new, ring_probes, Mod, Ring, MOD_ROUND_WAIT, RING_MIN_MODS};
 
 /// System calls made through this module, counted per thread so that counting shares no
 /// cache line between threads: each thread bumps its own counter (a plain load and store:
