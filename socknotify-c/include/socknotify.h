@@ -395,9 +395,10 @@ BOOL WINAPI CloseHandle(HANDLE hObject);
  * return re-arms cost no system call: sockets stay armed in the kernel, a ONESHOT
  * registration is disarmed in user space when its packet is dequeued, and an ENABLE or
  * DISABLE that changes nothing the kernel watches only changes flags. A broken promise (a
- * plain close() of a registered socket whose number a new socket then takes) is caught by an
- * audit at most every 50 ms: no packet ever carries the old key for the new socket, and what
- * was applied to the number since is applied to the new socket then.
+ * plain close() of a registered socket whose number a new socket then takes) is caught within
+ * 100 ms (a re-arm is confirmed by the kernel's next report of the socket, or else checked by
+ * an audit 45 to 90 ms after it): no packet ever carries the old key for the new socket, and
+ * what was applied to the number since is applied to the new socket then.
  */
 #define SOCKNOTIFY_PORT_CLOSES_THROUGH_PORT 0x1u
 

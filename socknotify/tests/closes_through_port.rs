@@ -127,6 +127,37 @@ fn a_broken_promise_among_many_quiet_registrations_is_caught_by_identity() {
 }
 
 #[test]
+fn a_re_arm_the_kernel_reports_again_is_confirmed_without_an_audit() {
+    // More registrations than a small port has, so that an audit would check identities.
+    let port = promised_port();
+    let idle: Vec<(UnixStream, UnixStream)> = (0..24).map(|_| UnixStream::pair().unwrap()).collect();
+    for (i, (s, _)) in idle.iter().enumerate() {
+        let mut r = [Registration::enable(s, 100 + i, Events::IN, Trigger::LEVEL_ONESHOT)];
+        port.process(&mut r, &mut [], Some(Duration::ZERO)).unwrap();
+    }
+    let (a, mut b) = UnixStream::pair().unwrap();
+    let enable = |s| Registration::enable(s, 7, Events::IN, Trigger::LEVEL_ONESHOT);
+    b.write_all(b"1").unwrap();
+    assert_eq!(one(&port, &mut [enable(&a)], PATIENCE).len(), 1);
+    (&a).read_exact(&mut [0u8; 1]).unwrap();
+    for round in 0..3 {
+        // A re-arm in user space, then the kernel reports the socket from a wait that began
+        // after it: the report confirms the re-arm.
+        b.write_all(b"2").unwrap();
+        let got = one(&port, &mut [enable(&a)], PATIENCE);
+        assert_eq!(got.iter().map(|c| c.key()).collect::<Vec<_>>(), vec![7], "round {round}");
+        (&a).read_exact(&mut [0u8; 1]).unwrap();
+    }
+    // Nothing is left unconfirmed: no audit becomes due, however long the port waits.
+    assert!(one(&port, &mut [], Duration::from_millis(150)).is_empty());
+    assert_eq!(port.stats().audits, 0, "{:?}", port.stats());
+    socknotify::close_socket(a);
+    for (s, _) in idle {
+        socknotify::close_socket(s);
+    }
+}
+
+#[test]
 fn a_re_arm_from_a_thread_that_is_not_waiting_makes_no_system_call() {
     // One thread waits in the kernel for everybody; another re-arms a drained socket. Under
     // the promise the re-arm is a flag change: no EPOLL_CTL_MOD, no wake-up of the waiter.
@@ -150,6 +181,68 @@ fn a_re_arm_from_a_thread_that_is_not_waiting_makes_no_system_call() {
     b.write_all(b"2").unwrap();
     let got = waiter.join().unwrap();
     assert_eq!(got.iter().map(|c| c.key()).collect::<Vec<_>>(), vec![6]);
+    socknotify::close_socket(a);
+}
+
+#[test]
+fn a_stray_report_nobody_re_arms_is_quieted_after_a_short_pause_without_spinning() {
+    // The main thread holds a packet and leaves its socket unread; another thread waits.
+    // Its kernel wait reports the disabled (still armed) socket: polling pauses briefly for
+    // the holder's re-arm, then the watch is quieted and the waiter sleeps in the kernel.
+    let port = promised_port();
+    let (a, mut b) = UnixStream::pair().unwrap();
+    let enable = |s| Registration::enable(s, 1, Events::IN, Trigger::LEVEL_ONESHOT);
+    b.write_all(b"x").unwrap();
+    assert_eq!(one(&port, &mut [enable(&a)], PATIENCE).len(), 1);
+    let waiter = {
+        let port = port.clone();
+        std::thread::spawn(move || {
+            let before = CompletionPort::thread_syscalls();
+            let got = one(&port, &mut [], Duration::from_millis(300));
+            (got.len(), CompletionPort::thread_syscalls() - before)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let (got, used) = waiter.join().unwrap();
+    assert_eq!(got, 0, "the socket's registration is disabled until its re-arm");
+    assert!(used < 20, "{used} system calls in a 300 ms wait: the waiter spun");
+    // The re-arm arms the quieted watch again: the data still there is reported.
+    (&a).read_exact(&mut [0u8; 1]).unwrap();
+    b.write_all(b"y").unwrap();
+    let got = one(&port, &mut [enable(&a)], PATIENCE);
+    assert_eq!(got.iter().map(|c| c.key()).collect::<Vec<_>>(), vec![1]);
+    socknotify::close_socket(a);
+}
+
+#[test]
+fn a_re_arm_by_the_packet_holder_while_another_thread_waits_loses_nothing() {
+    // Whether the waiter is still pausing for the stray or already quieted it, the re-arm
+    // (with no dequeue of its own) must leave the socket watched.
+    let port = promised_port();
+    let (a, mut b) = UnixStream::pair().unwrap();
+    let enable = |s| Registration::enable(s, 2, Events::IN, Trigger::LEVEL_ONESHOT);
+    for round in 0..20u64 {
+        b.write_all(b"x").unwrap();
+        let mut regs = if round == 0 { vec![enable(&a)] } else { vec![] };
+        let got = one(&port, &mut regs, PATIENCE);
+        assert_eq!(got.iter().map(|c| c.key()).collect::<Vec<_>>(), vec![2], "round {round}");
+        let waiter = {
+            let port = port.clone();
+            std::thread::spawn(move || one(&port, &mut [], PATIENCE))
+        };
+        // Give the waiter a chance to see the unread socket (no assertion depends on it).
+        std::thread::sleep(Duration::from_millis(round % 4));
+        (&a).read_exact(&mut [0u8; 1]).unwrap();
+        let mut rearm = [enable(&a)];
+        port.process(&mut rearm, &mut [], Some(Duration::ZERO)).unwrap();
+        rearm[0].result().unwrap();
+        b.write_all(b"y").unwrap();
+        let got = waiter.join().unwrap();
+        assert_eq!(got.iter().map(|c| c.key()).collect::<Vec<_>>(), vec![2], "round {round}");
+        (&a).read_exact(&mut [0u8; 1]).unwrap();
+        let mut rearm = [enable(&a)];
+        port.process(&mut rearm, &mut [], Some(Duration::ZERO)).unwrap();
+    }
     socknotify::close_socket(a);
 }
 

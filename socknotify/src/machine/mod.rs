@@ -102,6 +102,19 @@ pub struct Machine {
     /// Registrations with entries applied since the last audit without asking the kernel
     /// (the `Some` entries of `pending`).
     unverified: usize,
+    /// The registrations (slot, generation) that went unconfirmed, in order: each one is
+    /// pushed when its `pending` entry goes from `None` to `Some`. Entries may be stale
+    /// (confirmed since, or the slot reused); an audit skips those.
+    backlog: Vec<(u32, u32)>,
+    /// How many of `backlog` were there at the last audit: those have waited at least one
+    /// audit interval, and the next audit checks them (the later ones wait for the one after).
+    backlog_aged: usize,
+    /// Stray reports (user-space re-arms): disabled registrations (slot, generation) the
+    /// kernel reported once while their watch stayed armed, not quieted yet. Usually another
+    /// thread holds the registration's packet and is about to re-arm it, which makes the
+    /// quiet (and the re-arm's own kernel call after it) unnecessary; a second report
+    /// quiets it (see [`quiet_strays`](Self::quiet_strays)).
+    strays: Vec<(u32, u32)>,
     /// While reports from a kernel wait are applied: the epoch in which that wait began.
     reports_since: Option<u64>,
     /// The last entry applied was a re-arm in user space (no kernel call).
@@ -271,7 +284,9 @@ impl Machine {
         self.last_enable = epoch;
     }
 
-    /// Takes the entry of `slot` awaiting an audit, if any.
+    /// Takes the entry of `slot` awaiting an audit, if any (the kernel confirmed that its
+    /// descriptor still names the registered socket, or the registration is gone). Its
+    /// `backlog` entry goes stale.
     fn take_pending(&mut self, slot: usize) -> Option<(usize, Operation)> {
         if self.unverified == 0 {
             return None;
@@ -412,11 +427,18 @@ impl Machine {
             }
             Some(Checked::Later) => {
                 self.last_in_user_space = true;
+                let generation = self.reg(slot).generation;
                 match self.pending.entry(slot) {
                     Some((_, last)) => *last = op,
                     e @ None => {
                         *e = Some((key, op));
+                        if self.unverified == 0 {
+                            // Every entry of the backlog was confirmed since: start afresh.
+                            self.backlog.clear();
+                            self.backlog_aged = 0;
+                        }
                         self.unverified += 1;
+                        self.backlog.push((slot as u32, generation));
                     }
                 }
                 return Ok(());
@@ -800,26 +822,63 @@ impl Machine {
         *self = Machine { epoch: self.epoch, user_rearm: self.user_rearm, ..Machine::default() };
     }
 
-    /// With user-space re-arms: confirms that every live registration's socket is still the
-    /// one the kernel watches. `watched` lists every (descriptor, token) the kernel watches for
-    /// this port, sorted. A registration whose item is gone lost its socket to a plain
-    /// `close()`: it is dropped silently (D21), and if entries were applied to it since the
-    /// last audit without asking the kernel, they were meant for the socket that has the
-    /// number now, which is registered with the first one's key and the last one's operation.
-    /// Every other registration is confirmed. Returns how many registrations were dropped.
+    /// With user-space re-arms: confirms that registrations' sockets are still the ones the
+    /// kernel watches. A registration whose socket is gone lost it to a plain `close()`: it is
+    /// dropped silently (D21), and if entries were applied to it since it was last confirmed
+    /// without asking the kernel, they were meant for the socket that has the number now,
+    /// which is registered with the first one's key and the last one's operation.
+    ///
+    /// [`AuditBy::WatchList`] checks every live registration and confirms every one that
+    /// survives. [`AuditBy::Identity`] checks only the unconfirmed registrations that were
+    /// already waiting at the previous audit (the aged part of the backlog); the others wait
+    /// for the next audit, unless a kernel report confirms them first (see
+    /// [`on_event`](Self::on_event)). So an audit every interval checks each entry between one
+    /// and two intervals after it was applied, and an entry whose socket the kernel reports
+    /// in between costs no check at all. Returns how many registrations were dropped.
     pub fn audit(&mut self, by: AuditBy<'_>, kernel: &mut impl Kernel, claims: &mut impl Claims) -> usize {
         let mut gone = Vec::new();
-        for (slot, (r, c)) in self.hot.iter().zip(self.cold.iter()).enumerate() {
-            if !r.occupied() || !matches!(r.state, RegState::Enabled | RegState::Disabled) {
-                continue;
+        let live = |r: &HotReg| r.occupied() && matches!(r.state, RegState::Enabled | RegState::Disabled);
+        match by {
+            AuditBy::WatchList(watched) => {
+                for (slot, r) in self.hot.iter().enumerate() {
+                    if live(r) && watched.binary_search(&(r.fd, r.token(slot).0)).is_err() {
+                        let meant = if self.unverified > 0 { self.pending.get(slot).copied().flatten() } else { None };
+                        gone.push((slot, r.fd, meant));
+                    }
+                }
+                if self.unverified > 0 {
+                    for p in self.pending.iter_mut() {
+                        *p = None;
+                    }
+                }
+                self.unverified = 0;
+                self.backlog.clear();
+                self.backlog_aged = 0;
             }
-            let meant = if self.unverified > 0 { self.pending.get(slot).copied().flatten() } else { None };
-            let lost = match by {
-                AuditBy::WatchList(watched) => watched.binary_search(&(r.fd, r.token(slot).0)).is_err(),
-                AuditBy::Identity => meant.is_some() && kernel.cookie(r.fd) != Some(c.cookie),
-            };
-            if lost {
-                gone.push((slot, r.fd, meant));
+            AuditBy::Identity if self.unverified == 0 => {
+                // Every entry in the backlog was confirmed since (or its slot freed).
+                self.backlog.clear();
+                self.backlog_aged = 0;
+            }
+            AuditBy::Identity => {
+                let aged = self.backlog_aged.min(self.backlog.len());
+                for i in 0..aged {
+                    let (slot, generation) = self.backlog[i];
+                    let slot = slot as usize;
+                    match self.hot.get(slot) {
+                        Some(r) if r.occupied() && r.generation == generation => {}
+                        _ => continue, // the slot was freed or reused
+                    }
+                    let Some(meant) = self.take_pending(slot) else {
+                        continue; // confirmed since
+                    };
+                    let r = self.reg(slot);
+                    if live(r) && kernel.cookie(r.fd) != Some(self.cold(slot).cookie) {
+                        gone.push((slot, r.fd, Some(meant)));
+                    }
+                }
+                self.backlog.drain(..aged);
+                self.backlog_aged = self.backlog.len();
             }
         }
         for &(slot, fd, meant) in &gone {
@@ -829,12 +888,6 @@ impl Machine {
                 let _ = self.apply_new(fd, key, op, true, kernel, claims);
             }
         }
-        if self.unverified > 0 {
-            for p in self.pending.iter_mut() {
-                *p = None;
-            }
-        }
-        self.unverified = 0;
         gone.len()
     }
 
@@ -881,7 +934,19 @@ impl Machine {
         let reports_since = self.reports_since;
         let user_rearm = self.user_rearm;
         match self.hot.get_mut(slot) {
-            Some(r) if r.occupied() && r.generation == generation && r.state == RegState::Enabled => {}
+            Some(r) if r.occupied() && r.generation == generation && r.state == RegState::Enabled => {
+                // A report from a wait that began after the registration's last ENABLE (or
+                // from a collection made now) shows that the kernel still watches the socket
+                // that ENABLE was applied to: a socket closed behind the port's back would
+                // have left the watch list first. It confirms an entry applied in user space
+                // as an audit would.
+                if self.unverified > 0
+                    && matches!(self.pending.get(slot), Some(Some(_)))
+                    && !matches!(reports_since, Some(began) if self.cold(slot).enabled_epoch > began)
+                {
+                    self.take_pending(slot);
+                }
+            }
             Some(r)
                 if user_rearm
                     && r.occupied()
@@ -890,10 +955,16 @@ impl Machine {
                     && r.watch != Watch::Quiet =>
             {
                 // User-space re-arms: a disabled registration the kernel still watches was
-                // reported; quiet the watch now, lazily (the next ENABLE arms it again).
-                r.watch = Watch::Quiet;
-                let (fd, interest, tok) = (r.fd, r.interest(user_rearm), r.token(slot));
-                kernel.modify(fd, interest, tok);
+                // reported. The first time, it is only noted: the port decides whether to
+                // quiet it now or to give the thread that holds its packet a moment to re-arm
+                // it. A second report quiets it (the next ENABLE arms it again).
+                let id = (slot as u32, generation);
+                if let Some(i) = self.strays.iter().position(|&s| s == id) {
+                    self.strays.swap_remove(i);
+                    self.quiet(slot, kernel);
+                } else {
+                    self.strays.push(id);
+                }
                 return;
             }
             _ => return,
@@ -953,6 +1024,39 @@ impl Machine {
                     Self::queue_into(r, &mut self.fifo, slot, mask, epoch);
                 }
             }
+        }
+    }
+
+    /// Quiets the kernel watch of a disabled registration (user-space re-arms).
+    fn quiet(&mut self, slot: usize, kernel: &mut impl Kernel) {
+        let user_rearm = self.user_rearm;
+        let r = self.reg_mut(slot);
+        r.watch = Watch::Quiet;
+        let (fd, interest, tok) = (r.fd, r.interest(user_rearm), r.token(slot));
+        if kernel.modify(fd, interest, tok) {
+            // The kernel found the descriptor's watch: it still names the socket.
+            self.take_pending(slot);
+        }
+    }
+
+    /// True while a stray report (see `strays`) is still unresolved: its registration is
+    /// disabled and its kernel watch armed, so a kernel wait would return it again at once.
+    pub fn has_strays(&mut self) -> bool {
+        let hot = &self.hot;
+        self.strays.retain(|&(slot, generation)| {
+            matches!(hot.get(slot as usize), Some(r) if r.occupied() && r.generation == generation
+                && r.state == RegState::Disabled && r.watch != Watch::Quiet)
+        });
+        !self.strays.is_empty()
+    }
+
+    /// Quiets every unresolved stray report's kernel watch (one `EPOLL_CTL_MOD` each).
+    pub fn quiet_strays(&mut self, kernel: &mut impl Kernel) {
+        if !self.has_strays() {
+            return;
+        }
+        for (slot, _) in std::mem::take(&mut self.strays) {
+            self.quiet(slot as usize, kernel);
         }
     }
 

@@ -410,3 +410,53 @@ fn posts_taken_from_apart_follow_what_is_queued_and_runs_stop_at_notifications()
     assert_eq!(out.map(|c| c.key()), [200, 201, 202]);
     assert_eq!(keys(w.deliver()), vec![203]);
 }
+
+#[test]
+fn user_space_re_arms_are_confirmed_by_a_later_report_or_by_an_audit_once_aged() {
+    let mut w = World::new();
+    w.machine.set_user_rearm(true);
+    for fd in [3, 4, 5, 6] {
+        w.kernel.open(fd, true, R);
+        w.apply(fd, fd as usize * 10, ONESHOT_IN).unwrap();
+    }
+    assert_eq!(w.harvest_and_deliver().len(), 4);
+    for fd in [3, 4, 5, 6] {
+        w.kernel.set(fd, Readiness::NONE);
+    }
+    // Drained, then re-armed in user space: three unconfirmed entries.
+    for fd in [3, 4, 5] {
+        w.apply(fd, fd as usize * 10, ONESHOT_IN).unwrap();
+        assert!(w.machine.last_in_user_space());
+    }
+    assert_eq!(w.machine.unverified(), 3);
+    // A report from a wait that began before the re-arm confirms nothing...
+    w.kernel.set(3, R);
+    w.machine.set_reports_since(Some(w.machine.epoch() - 1));
+    w.harvest();
+    assert_eq!(w.machine.unverified(), 3);
+    // ... one from a collection made after it confirms it.
+    w.machine.set_reports_since(None);
+    w.harvest();
+    assert_eq!(w.machine.unverified(), 2);
+    assert_eq!(w.deliver(), vec![(30, Events::IN)]);
+    w.kernel.set(3, Readiness::NONE);
+    // A broken promise: 5 closed behind the port's back, a new socket at its number.
+    w.kernel.close(5);
+    w.kernel.open(5, true, Readiness::NONE);
+    let audit = |w: &mut World| {
+        let mut claims = Table { claims: &mut w.claims, port: 0 };
+        w.machine.audit(AuditBy::Identity, &mut w.kernel, &mut claims)
+    };
+    // The first audit finds nothing aged; a re-arm after it waits for the audit after next.
+    assert_eq!(audit(&mut w), 0);
+    assert_eq!(w.machine.unverified(), 2);
+    w.apply(6, 60, ONESHOT_IN).unwrap();
+    assert_eq!(w.machine.unverified(), 3);
+    // The second checks 4 (still its socket) and 5 (gone: the entry goes to the new socket).
+    assert_eq!(audit(&mut w), 1);
+    assert_eq!(w.machine.unverified(), 1);
+    assert_eq!(audit(&mut w), 0);
+    assert_eq!(w.machine.unverified(), 0);
+    w.kernel.set(5, R);
+    assert_eq!(w.harvest_and_deliver(), vec![(50, Events::IN)]);
+}

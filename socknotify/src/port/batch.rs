@@ -98,7 +98,8 @@ impl CompletionPort {
             inner.note_unverified(&mut st);
             inner.audit_if_due(&mut st, weak);
             inner.dispatch(&mut st);
-            if was_live == 0 && st.machine.live() > 0 {
+            if (was_live == 0 && st.machine.live() > 0) || st.stray_pause.is_some() {
+                // (A re-arm may have resolved the strays a paused poller waits for.)
                 inner.promote(&mut st);
             }
         }
@@ -111,6 +112,7 @@ impl CompletionPort {
                 inner.harvest(&mut st);
                 inner.dispatch(&mut st);
             }
+            inner.settle_strays(&mut st);
             return Ok(0);
         }
         if was_running_here {
@@ -118,7 +120,10 @@ impl CompletionPort {
         }
         let (mut st, result) = inner.wait_for_packets(st, out, timeout, start, regs, &mut deferred);
         match result {
-            Ok(_) => {
+            Ok(n) => {
+                if n == 0 {
+                    inner.settle_strays(&mut st);
+                }
                 st.running += 1;
                 drop(st);
                 inner.associate();

@@ -92,11 +92,14 @@ impl Builder {
     /// ONESHOT registration is disarmed in user space when its packet is delivered, and an
     /// ENABLE or DISABLE that changes nothing the kernel watches only changes flags. The
     /// kernel is touched when it must be: a new or removed registration, a filter change, or
-    /// a disabled socket the kernel reports again (it is quieted then, lazily).
+    /// a disabled socket the kernel reports again (it is quieted then, lazily, unless the
+    /// thread holding its packet re-arms it first: kernel waits pause for that, at most 2 ms).
     ///
     /// A broken promise (a plain `close()` of a registered socket whose number a new socket
-    /// then takes) is caught by an audit of the port's kernel watch list, at most every 50 ms
-    /// while re-arms went unconfirmed: the old registration is dropped silently, no packet
+    /// then takes) is caught within 100 ms: a re-arm is confirmed by the kernel's next report
+    /// of the socket, or else checked by an audit 45 to 90 ms after it was applied (one
+    /// `SO_COOKIE` query, or on a small port one read of the kernel's watch list). The old
+    /// registration is dropped silently, no packet
     /// ever carries its key for the new socket, and what the program applied to the number
     /// since is applied to the new socket then (see [`Stats::reuse_repairs`](crate::Stats)).
     /// Off by default: the default confirms the socket's identity at every re-arm (D21).
@@ -172,6 +175,7 @@ impl Builder {
                 wakes: Vec::new(),
                 wake_poller: false,
                 unverified_since: None,
+                stray_pause: None,
                 counters: Counters::default(),
                 polled: false,
                 ready_signalled: false,

@@ -102,8 +102,12 @@ pub(super) struct PortState {
     /// The poller must be woken through the eventfd once the lock is released.
     pub wake_poller: bool,
     /// Since when entries applied without asking the kernel wait for an audit (user-space
-    /// re-arms only); the audit is due `AUDIT_INTERVAL` later.
+    /// re-arms only): the first such entry, or the last audit when entries still wait; the
+    /// next audit is due `AUDIT_INTERVAL` later.
     pub unverified_since: Option<Instant>,
+    /// Polling pauses until then while stray reports wait for their re-arm (user-space
+    /// re-arms only; see `Inner::stray_pause`).
+    pub stray_pause: Option<Instant>,
     /// Counts for [`CompletionPort::stats`](super::CompletionPort::stats).
     pub counters: Counters,
     /// The port's descriptor was handed out: `epfd` is watched by `pollfd`, and `readyfd`
@@ -134,10 +138,24 @@ pub(crate) struct Counters {
     pub reuse_repairs: u64,
 }
 
-/// How often, at most, the kernel's watch list is audited while user-space re-arms went
-/// unconfirmed; it bounds how long a registration made for a socket that reused the number
-/// of one closed behind the port's back goes unwatched (issue 10: at most 100 ms).
-pub(super) const AUDIT_INTERVAL: Duration = Duration::from_millis(50);
+/// How often, at most, the port audits while user-space re-arms wait unconfirmed. An entry is
+/// checked by the first audit that finds it at least one interval old (so between one and two
+/// intervals after it was applied), unless a kernel report confirmed it before; this bounds
+/// how long a registration made for a socket that reused the number of one closed behind the
+/// port's back goes unwatched (issue 10: at most 100 ms).
+pub(super) const AUDIT_INTERVAL: Duration = Duration::from_millis(45);
+
+/// The longest a kernel wait is put off for stray reports (see `Inner::stray_pause`): the
+/// time a running thread normally takes to read a socket and re-arm it, with room for a
+/// loaded machine.
+pub(super) const STRAY_PAUSE: Duration = Duration::from_millis(2);
+
+/// Ports with at most this many live registrations are audited through the kernel's watch
+/// list (all registrations at once, however recent their entries); larger ones by the
+/// identity of each aged unconfirmed registration. Reading the watch list costs about two
+/// identity checks per watched socket (`/proc` formats a line for each), so it is never the
+/// cheaper way on a large port.
+const SMALL_PORT: usize = 16;
 
 /// The port's lock. Dropping it releases the mutex first and then makes the wake-ups that
 /// were decided while it was held; no path can forget them.
@@ -273,6 +291,9 @@ impl Inner {
     /// How long until the next audit is due, if one will be (user-space re-arms went
     /// unconfirmed); a waiter in the kernel wakes up for it.
     pub(super) fn audit_due_in(&self, st: &PortState) -> Option<Duration> {
+        if st.machine.unverified() == 0 {
+            return None; // every entry was confirmed by the kernel since
+        }
         st.unverified_since.map(|t| AUDIT_INTERVAL.saturating_sub(t.elapsed()))
     }
 
@@ -283,22 +304,28 @@ impl Inner {
         }
     }
 
-    /// Audits the kernel's watch list when one is due (see `Builder::closes_through_port`).
+    /// Audits the registrations whose entries went unconfirmed, when an audit is due (see
+    /// `Builder::closes_through_port` and [`Machine::audit`]).
     pub(super) fn audit_if_due(&self, st: &mut PortState, weak: &Weak<Inner>) {
+        if st.machine.unverified() == 0 {
+            st.unverified_since = None;
+            return;
+        }
         if self.audit_due_in(st) != Some(Duration::ZERO) {
             return;
         }
-        st.unverified_since = None;
         let mut kernel = sys::SysKernel::new(&self.epfd);
         let mut claims = PortClaims { port: self.id, owner: weak };
-        // Few unconfirmed registrations among many: ask each one's identity; otherwise read
-        // the kernel's whole watch list once (see `AuditBy`).
-        let repaired = if st.machine.unverified() * 16 < st.machine.live() {
-            st.machine.audit(AuditBy::Identity, &mut kernel, &mut claims)
+        let repaired = if st.machine.live() <= SMALL_PORT {
+            match sys::epoll::watched(&self.epfd) {
+                Ok(watched) => st.machine.audit(AuditBy::WatchList(&watched), &mut kernel, &mut claims),
+                Err(_) => st.machine.audit(AuditBy::Identity, &mut kernel, &mut claims),
+            }
         } else {
-            let Ok(watched) = sys::epoll::watched(&self.epfd) else { return };
-            st.machine.audit(AuditBy::WatchList(&watched), &mut kernel, &mut claims)
+            st.machine.audit(AuditBy::Identity, &mut kernel, &mut claims)
         };
+        // Entries too recent for this audit wait for the next one.
+        st.unverified_since = (st.machine.unverified() > 0).then(Instant::now);
         st.counters.audits += 1;
         st.counters.reuse_repairs += repaired as u64;
         if repaired > 0 {

@@ -4,7 +4,7 @@
 
 use super::batch::Deferred;
 use super::claims::PortClaims;
-use super::inner::{Inner, Locked, PortState, Waiter, AUDIT_INTERVAL, NEXT_WAITER};
+use super::inner::{Inner, Locked, PortState, Waiter, AUDIT_INTERVAL, NEXT_WAITER, STRAY_PAUSE};
 use super::sync::{lock, thread_local, Condvar};
 use crate::abi::{Completion, Entry, Error};
 use crate::sys;
@@ -165,12 +165,45 @@ impl Inner {
         }
     }
 
-    /// Wakes the most recent waiter to take over `epoll_wait` when nobody sleeps there.
+    /// Wakes the most recent waiter to take over `epoll_wait` when nobody sleeps there (unless
+    /// a stray pause holds polling back, see [`stray_pause`](Self::stray_pause)).
     pub(super) fn promote(&self, st: &mut PortState) {
-        if st.poller.is_none() && st.machine.live() > 0 && st.running < self.concurrency {
+        if st.poller.is_none()
+            && st.machine.live() > 0
+            && st.running < self.concurrency
+            && self.stray_pause(st).is_none()
+        {
             if let Some(cv) = st.waiters.iter().rev().find(|w| w.served.is_none()).and_then(|w| w.cv.clone()) {
                 st.wakes.push(cv);
             }
+        }
+    }
+
+    /// With user-space re-arms, a kernel wait may return disabled registrations whose socket
+    /// is still ready: usually their packet was just handed to a running thread, which has
+    /// not read the socket yet and will re-arm it soon. Quieting such a stray watch costs an
+    /// `EPOLL_CTL_MOD`, and the re-arm another; waiting again at once would return it again.
+    /// So while strays are unresolved and threads run, polling pauses (for at most
+    /// [`STRAY_PAUSE`]): the next thread that comes back, most often the one re-arming them,
+    /// polls. Returns how long the pause still lasts, `None` when there is none.
+    /// (A pause that ran out stays recorded until its strays are quieted, so that it is not
+    /// started again.)
+    pub(super) fn stray_pause(&self, st: &mut PortState) -> Option<Duration> {
+        let until = st.stray_pause?;
+        if st.running == 0 || !st.machine.has_strays() {
+            st.stray_pause = None;
+            return None;
+        }
+        until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())
+    }
+
+    /// At the end of a call that leaves no packet with its thread: stray reports are quieted
+    /// at once when no running thread could re-arm them (nobody would end a pause), so that
+    /// the port's kernel readiness (and its pollable descriptor) goes quiet.
+    pub(super) fn settle_strays(&self, st: &mut PortState) {
+        if st.machine.user_rearm() && st.running == 0 && st.machine.has_strays() {
+            st.machine.quiet_strays(&mut sys::SysKernel::new(&self.epfd));
+            st.stray_pause = None;
         }
     }
 
@@ -275,7 +308,20 @@ impl Inner {
                     }
                 },
             };
-            if st.poller.is_none() && st.machine.live() > 0 && st.running < self.concurrency {
+            let mut poll = st.poller.is_none() && st.machine.live() > 0 && st.running < self.concurrency;
+            if poll && st.machine.user_rearm() && st.machine.has_strays() {
+                if st.stray_pause.is_none() && st.running > 0 {
+                    st.stray_pause = Some(Instant::now() + STRAY_PAUSE);
+                }
+                if self.stray_pause(&mut st).is_some() {
+                    poll = false; // wait on the condition variable until the pause ends
+                } else {
+                    // Nobody runs who could re-arm them, or the pause ran out: quiet them.
+                    st.machine.quiet_strays(&mut sys::SysKernel::new(&self.epfd));
+                    st.stray_pause = None;
+                }
+            }
+            if poll {
                 // With user-space re-arms the poller wakes at least every AUDIT_INTERVAL, so
                 // that an audit another thread's unconfirmed re-arm made due runs in time
                 // (without the re-arming thread having to wake it: that would cost a system
@@ -311,6 +357,10 @@ impl Inner {
                 self.dispatch_as(&mut st, Some((id, &mut *out)));
             } else {
                 let cv = st.waiters[i].cv.get_or_insert_with(thread_condvar).clone();
+                let remaining = match self.stray_pause(&mut st) {
+                    Some(pause) => Some(remaining.map_or(pause, |r| r.min(pause))),
+                    None => remaining,
+                };
                 st.wait(&cv, remaining);
             }
         };
