@@ -380,13 +380,11 @@ mod tests {
         }
     }
 
-    /// Fails now and then (between one run in two and one in ten here): socknotify reads a socket's TCP_INFO byte
-    /// count before its FIONREAD queue length, so bytes that arrive between the two calls
-    /// look unread, the IN edge is not re-raised, and the mark moves past what the server
-    /// read: the connection never gets another packet. With the two calls swapped this test
-    /// passed 16 runs out of 16. Run it with `--ignored`.
+    /// 1 MiB requests to socknotify's edge server: bytes arriving while socknotify reads a
+    /// socket's byte counters must never look consumed (the counters are read queue length
+    /// first, then received bytes; this test caught the other order, which stalled a
+    /// connection now and then).
     #[test]
-    #[ignore = "socknotify edge re-rise race (TCP_INFO read before FIONREAD); see the comment"]
     fn socknotify_edge_large_requests() {
         for m in [Mech::Socknotify, Mech::SnEpoll, Mech::SnCtp] {
             large(m, Style::Edge);
