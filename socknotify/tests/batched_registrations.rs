@@ -63,6 +63,28 @@ fn reuse_number(old: UnixStream) -> (UnixStream, UnixStream) {
     (unsafe { UnixStream::from_raw_fd(fd) }, peer)
 }
 
+/// N sockets registered in one batch (key = index), then socket `gone` closed behind the
+/// port's back and its number given to a new socket whose peer has written a byte.
+struct Reused {
+    socks: Vec<(UnixStream, UnixStream)>,
+    new: UnixStream,
+    _new_peer: UnixStream,
+    old_peer: UnixStream,
+}
+
+fn register_then_reuse(port: &CompletionPort, trigger: Trigger, gone: usize) -> Reused {
+    let mut socks = pairs(N);
+    let mut regs: Vec<Registration<'_>> =
+        socks.iter().enumerate().map(|(k, (a, _))| Registration::enable(a, k, Events::IN, trigger)).collect();
+    apply(port, &mut regs);
+    assert!(regs.iter().all(|r| r.result().is_ok()));
+    drop(regs);
+    let (old, old_peer) = std::mem::replace(&mut socks[gone], UnixStream::pair().unwrap());
+    let (new, new_peer) = reuse_number(old);
+    (&new_peer).write_all(b"x").unwrap();
+    Reused { socks, new, _new_peer: new_peer, old_peer }
+}
+
 /// True when this kernel reads socket options through io_uring (Linux 6.7 or later).
 fn kernel_probes_in_the_ring() -> bool {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
@@ -139,18 +161,7 @@ fn batched_enable_and_remove_of_new_sockets_cost_a_few_system_calls_on_io_uring(
 fn a_socket_closed_and_its_number_reused_between_batched_enable_and_remove_gets_no_packet_under_the_old_key() {
     const GONE: usize = 7;
     for port in ports() {
-        let mut socks = pairs(N);
-        let mut regs: Vec<Registration<'_>> = socks
-            .iter()
-            .enumerate()
-            .map(|(k, (a, _))| Registration::enable(a, k, Events::IN, Trigger::LEVEL_PERSISTENT))
-            .collect();
-        apply(&port, &mut regs);
-        assert!(regs.iter().all(|r| r.result().is_ok()));
-        drop(regs);
-        let (old, old_peer) = std::mem::replace(&mut socks[GONE], UnixStream::pair().unwrap());
-        let (new, new_peer) = reuse_number(old);
-        (&new_peer).write_all(b"x").unwrap();
+        let Reused { socks, new, _new_peer, old_peer } = register_then_reuse(&port, Trigger::LEVEL_PERSISTENT, GONE);
         let mut regs: Vec<Registration<'_>> = socks
             .iter()
             .enumerate()
@@ -193,18 +204,7 @@ fn a_socket_closed_and_its_number_reused_between_batched_enable_and_remove_gets_
 fn a_batched_reenable_of_a_reused_number_registers_the_new_socket_under_the_entry_key() {
     const GONE: usize = 3;
     for port in ports() {
-        let mut socks = pairs(N);
-        let mut regs: Vec<Registration<'_>> = socks
-            .iter()
-            .enumerate()
-            .map(|(k, (a, _))| Registration::enable(a, k, Events::IN, Trigger::LEVEL_ONESHOT))
-            .collect();
-        apply(&port, &mut regs);
-        assert!(regs.iter().all(|r| r.result().is_ok()));
-        drop(regs);
-        let (old, old_peer) = std::mem::replace(&mut socks[GONE], UnixStream::pair().unwrap());
-        let (new, new_peer) = reuse_number(old);
-        (&new_peer).write_all(b"x").unwrap();
+        let Reused { socks, new, _new_peer, old_peer } = register_then_reuse(&port, Trigger::LEVEL_ONESHOT, GONE);
         let mut regs: Vec<Registration<'_>> = socks
             .iter()
             .enumerate()

@@ -309,22 +309,30 @@ pub fn bind() -> Res<(TcpListener, SocketAddr)> {
     Ok((listener, addr))
 }
 
-/// Checks the port's registrations once a server stopped (only the listener's is left once
-/// every REMOVE packet was dequeued), then closes the port.
-pub fn check_port(p: CompletionPort, clean: bool, problems: &mut Vec<String>) {
-    let regs = p.registrations();
-    if clean && regs != 1 && problems.is_empty() {
-        problems.push(format!("the port still holds {regs} registrations (expected only the listener's)"));
-    }
-    p.close();
-}
-
-/// The server-side errors recorded in `sh`, if any.
-pub fn recorded_errors(sh: &Shared, problems: &mut Vec<String>) {
+/// The end of a server's `stop`: adds the errors recorded in `sh` and, once every REMOVE packet
+/// was dequeued, checks that the port holds only the listener's registration, then closes it.
+pub fn conclude(
+    sh: &Shared,
+    port: Option<CompletionPort>,
+    clean: bool,
+    mut problems: Vec<String>,
+) -> Result<(), String> {
     let errors = sh.errors.load(Ordering::Relaxed);
     if errors > 0 {
         let first = sh.first_error.lock().unwrap().clone().unwrap_or_default();
         problems.push(format!("{errors} server-side error(s), the first: {first}"));
+    }
+    if let Some(p) = port {
+        let regs = p.registrations();
+        if clean && regs != 1 && problems.is_empty() {
+            problems.push(format!("the port still holds {regs} registrations (expected only the listener's)"));
+        }
+        p.close();
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
     }
 }
 
@@ -394,15 +402,7 @@ impl EchoServer for Server {
         if panicked > 0 {
             problems.push(format!("{panicked} server worker(s) panicked"));
         }
-        recorded_errors(&self.sh, &mut problems);
-        if let Some(p) = self.port.take() {
-            check_port(p, clean, &mut problems);
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems.join("; "))
-        }
+        conclude(&self.sh, self.port.take(), clean, problems)
     }
 }
 

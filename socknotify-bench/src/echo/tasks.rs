@@ -14,7 +14,7 @@
 //! parking and (plain tokio) the socket I/O inside its own code.
 
 use super::demo::{sn_check, sn_handle, sn_port, sn_registrations, SnNext};
-use super::server::{bind, check_port, recorded_errors, EchoServer, Shared, BATCH, BUF};
+use super::server::{bind, conclude, EchoServer, Shared, BATCH, BUF};
 use super::Config;
 use crate::run::{ctx, Mech, Res};
 use crate::sys;
@@ -252,15 +252,7 @@ impl EchoServer for TokioServer {
             }
             rt.shutdown_timeout(Duration::from_secs(1));
         }
-        recorded_errors(&self.sh, &mut problems);
-        if let Some(p) = self.port.take() {
-            check_port(p, clean, &mut problems);
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems.join("; "))
-        }
+        conclude(&self.sh, self.port.take(), clean, problems)
     }
 }
 
