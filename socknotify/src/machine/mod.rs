@@ -149,6 +149,18 @@ struct NewReg {
     key: usize,
 }
 
+/// A DISABLE, or an ENABLE that is level-triggered with valid flags: an entry whose kernel
+/// interest is level or quiet, set by one call with nothing to sample after it.
+fn level_or_quiet(op: Option<Operation>) -> bool {
+    match op {
+        Some(Operation::Disable) => true,
+        Some(Operation::Enable { events, trigger }) => {
+            trigger.is_valid() && !trigger.is_edge() && events.is_valid_filter()
+        }
+        _ => false,
+    }
+}
+
 impl Machine {
     /// An empty machine.
     pub fn new() -> Machine {
@@ -331,13 +343,7 @@ impl Machine {
         if !matches!(r.state, RegState::Enabled | RegState::Disabled) {
             return false;
         }
-        match op {
-            Some(Operation::Disable) => true,
-            Some(Operation::Enable { events, trigger }) => {
-                trigger.is_valid() && !trigger.is_edge() && events.is_valid_filter()
-            }
-            _ => false,
-        }
+        level_or_quiet(op)
     }
 
     /// True when applying this entry creates a registration whose only kernel call is one
@@ -349,13 +355,7 @@ impl Machine {
         if self.slot_of(fd).is_some() {
             return false;
         }
-        match op {
-            Some(Operation::Disable) => true,
-            Some(Operation::Enable { events, trigger }) => {
-                trigger.is_valid() && !trigger.is_edge() && events.is_valid_filter()
-            }
-            _ => false,
-        }
+        level_or_quiet(op)
     }
 
     /// True when applying this entry is a REMOVE whose only kernel call is one `delete` of a

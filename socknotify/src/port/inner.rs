@@ -49,7 +49,8 @@ pub(crate) struct Inner {
     pub(super) epfd: OwnedFd,
     pub(super) wakefd: OwnedFd,
     /// The descriptor [`CompletionPort::as_fd`](super::CompletionPort) hands out: an epoll
-    /// instance watching `epfd` (kernel readiness may be pending) and `readyfd`.
+    /// instance watching `readyfd` and, once it was first handed out, `epfd` (kernel readiness
+    /// may be pending).
     pub(super) pollfd: OwnedFd,
     /// An eventfd kept signalled, once the port is polled, while a dequeue would find a packet
     /// (see [`Locked::settle`]).

@@ -1,11 +1,12 @@
 //! The port as a descriptor (decision extension E1): what lets a port be nested in another
 //! event loop — tokio, async-io, or a program's own `epoll`/`poll`.
 //!
-//! The descriptor is an epoll instance that watches two things: the port's own epoll
-//! instance (readable when kernel readiness may be pending for a registration) and an eventfd
-//! that, once the descriptor was handed out, is kept signalled exactly while packets are
-//! queued (`Locked::settle`, under the port lock). It never becomes readable for the
-//! port's internal wake-ups alone: a stale one is reset by the next non-blocking dequeue.
+//! The descriptor is an epoll instance that watches two things, both from the first time it is
+//! handed out: the port's own epoll instance (readable when kernel readiness may be pending for
+//! a registration; joined only then, as a watched epoll instance makes every later ADD to it
+//! dearer) and an eventfd kept signalled exactly while packets are queued (`Locked::settle`,
+//! under the port lock). An internal wake-up left over with no thread in the kernel can make it
+//! readable once; the next non-blocking dequeue resets it.
 
 use super::inner::NESTED_TOKEN;
 use super::CompletionPort;
