@@ -127,6 +127,78 @@ fn a_broken_promise_among_many_quiet_registrations_is_caught_by_identity() {
 }
 
 #[test]
+fn several_broken_promises_in_one_audit_are_each_caught_and_kept_sockets_are_not() {
+    // Many registrations, so the audit asks each unconfirmed descriptor's identity; several
+    // of them at once (on io_uring, in one round).
+    let port = promised_port();
+    let idle: Vec<(UnixStream, UnixStream)> = (0..40).map(|_| UnixStream::pair().unwrap()).collect();
+    let mut regs: Vec<_> = idle
+        .iter()
+        .enumerate()
+        .map(|(i, (s, _))| Registration::enable(s, 1000 + i, Events::IN, Trigger::LEVEL_ONESHOT))
+        .collect();
+    port.process(&mut regs, &mut [], Some(Duration::ZERO)).unwrap();
+    drop(regs);
+    let pairs: Vec<(UnixStream, UnixStream)> = (0..6).map(|_| UnixStream::pair().unwrap()).collect();
+    for (i, (s, peer)) in pairs.iter().enumerate() {
+        (&*peer).write_all(b"x").unwrap();
+        let got = one(&port, &mut [Registration::enable(s, i, Events::IN, Trigger::LEVEL_ONESHOT)], PATIENCE);
+        assert_eq!((got.len(), got[0].key()), (1, i));
+        (&*s).read_exact(&mut [0u8; 1]).unwrap();
+    }
+    // Sockets 0..3 are closed behind the port's back and their numbers taken by new sockets;
+    // 3..6 stay. Every number is then ENABLEd: re-arms in user space, all unconfirmed.
+    let mut kept = Vec::new();
+    let mut reused = Vec::new();
+    for (i, (s, peer)) in pairs.into_iter().enumerate() {
+        if i < 3 {
+            let (new, new_peer) = UnixStream::pair().unwrap();
+            drop(peer);
+            reused.push((UnixStream::from(reuse_number(s, new)), new_peer));
+        } else {
+            kept.push((s, peer));
+        }
+    }
+    let mut regs: Vec<_> = reused
+        .iter()
+        .enumerate()
+        .map(|(i, (s, _))| Registration::enable(s, 100 + i, Events::IN, Trigger::LEVEL_ONESHOT))
+        .chain(kept.iter().enumerate().map(|(i, (s, _))| Registration::enable(s, 3 + i, Events::IN, Trigger::LEVEL_ONESHOT)))
+        .collect();
+    port.process(&mut regs, &mut [], Some(Duration::ZERO)).unwrap();
+    for r in &regs {
+        r.result().unwrap();
+    }
+    drop(regs);
+    for (_, peer) in &reused {
+        (&*peer).write_all(b"y").unwrap();
+    }
+    // The new sockets' registrations start working, under the keys given to them.
+    let start = Instant::now();
+    let mut keys = Vec::new();
+    while keys.len() < 3 && start.elapsed() < PATIENCE {
+        keys.extend(one(&port, &mut [], Duration::from_millis(20)).iter().map(|c| c.key()));
+    }
+    keys.sort_unstable();
+    assert_eq!(keys, [100, 101, 102], "after {:?}", start.elapsed());
+    assert_eq!(port.stats().reuse_repairs, 3, "only the reused numbers are repaired");
+    // The kept sockets' re-arms were real.
+    for (_, peer) in &kept {
+        (&*peer).write_all(b"z").unwrap();
+    }
+    let mut keys = Vec::new();
+    while keys.len() < 3 && start.elapsed() < PATIENCE * 2 {
+        keys.extend(one(&port, &mut [], Duration::from_millis(20)).iter().map(|c| c.key()));
+    }
+    keys.sort_unstable();
+    assert_eq!(keys, [3, 4, 5]);
+    assert_eq!(port.stats().reuse_repairs, 3);
+    for (s, _) in reused.into_iter().chain(kept).chain(idle) {
+        socknotify::close_socket(s);
+    }
+}
+
+#[test]
 fn a_re_arm_the_kernel_reports_again_is_confirmed_without_an_audit() {
     // More registrations than a small port has, so that an audit would check identities.
     let port = promised_port();

@@ -863,11 +863,9 @@ impl Machine {
             AuditBy::Identity => {
                 let aged = self.backlog_aged.min(self.backlog.len());
                 for i in 0..aged {
-                    let (slot, generation) = self.backlog[i];
-                    let slot = slot as usize;
-                    match self.hot.get(slot) {
-                        Some(r) if r.occupied() && r.generation == generation => {}
-                        _ => continue, // the slot was freed or reused
+                    let slot = self.backlog[i].0 as usize;
+                    if !self.still_meant(self.backlog[i]) {
+                        continue; // the slot was freed or reused
                     }
                     let Some(meant) = self.take_pending(slot) else {
                         continue; // confirmed since
@@ -889,6 +887,34 @@ impl Machine {
             }
         }
         gone.len()
+    }
+
+    /// The descriptors whose identity the next [`AuditBy::Identity`] audit asks for: those of
+    /// the aged backlog's registrations still waiting for confirmation. The port may read
+    /// them all at once beforehand (one io_uring round) and answer the audit's questions.
+    pub fn audit_questions(&self) -> Vec<RawFd> {
+        if self.unverified == 0 {
+            return Vec::new();
+        }
+        let aged = self.backlog_aged.min(self.backlog.len());
+        let mut fds: Vec<RawFd> = self.backlog[..aged]
+            .iter()
+            .filter(|&&entry| self.still_meant(entry))
+            .map(|&(slot, _)| (slot as usize, self.reg(slot as usize)))
+            .filter(|&(slot, r)| {
+                matches!(r.state, RegState::Enabled | RegState::Disabled)
+                    && self.pending.get(slot).copied().flatten().is_some()
+            })
+            .map(|(_, r)| r.fd)
+            .collect();
+        fds.sort_unstable();
+        fds.dedup();
+        fds
+    }
+
+    /// A backlog entry's slot still holds the registration the entry was made for.
+    fn still_meant(&self, (slot, generation): (u32, u32)) -> bool {
+        self.hot.get(slot as usize).is_some_and(|r| r.occupied() && r.generation == generation)
     }
 
     /// Queues a posted packet (D24: never interpreted).

@@ -3,12 +3,10 @@
 
 use super::claims::PortClaims;
 use super::inner::{Inner, PortState};
-use super::sync::try_lock;
 use super::CompletionPort;
 use crate::abi::{Completion, Entry, Error, Operation};
 use crate::sys;
-use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::Ordering;
+use std::os::fd::RawFd;
 use std::sync::Weak;
 use std::time::{Duration, Instant};
 
@@ -226,15 +224,9 @@ impl Inner {
         if probes.len() + dels.len() < self.ring_min_mods {
             return sys::Answers::default();
         }
-        let Some(mut ring) = self.ring.as_ref().and_then(try_lock) else {
+        let Some(round) = self.ring_rounds(&dels, &probes, None, false) else {
             return sys::Answers::default();
         };
-        let round = ring.rounds(self.epfd.as_raw_fd(), &dels, &probes, None);
-        if ring.is_poisoned() {
-            self.ring_broken.store(true, Ordering::Relaxed);
-            diag!(warn, "the io_uring ring failed; the port goes on with plain epoll");
-        }
-        drop(ring);
         let (failed, cookies) = match round {
             Ok(r) => (r.failed, r.cookies),
             Err(_) if dels.is_empty() => return sys::Answers::default(),
@@ -279,14 +271,7 @@ impl Inner {
         if mods.is_empty() {
             return;
         }
-        let round = self.ring.as_ref().and_then(try_lock).map(|mut ring| {
-            let r = ring.rounds(self.epfd.as_raw_fd(), &mods, &[], None);
-            if ring.is_poisoned() {
-                self.ring_broken.store(true, Ordering::Relaxed);
-                diag!(warn, "the io_uring ring failed; the port goes on with plain epoll");
-            }
-            r
-        });
+        let round = self.ring_rounds(&mods, &[], None, false);
         let failed = match round {
             Some(Ok(r)) => r.failed,
             _ => self.apply_mods_now(&mods),

@@ -21,11 +21,11 @@
 
 use super::claims::PortClaims;
 use super::posts::PostBox;
-use super::sync::{lock, wait, Condvar, Mutex, MutexGuard};
+use super::sync::{lock, try_lock, wait, Condvar, Mutex, MutexGuard};
 use crate::abi::Completion;
 use crate::machine::{AuditBy, Machine, Token};
 use crate::sys;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -269,6 +269,27 @@ impl Inner {
         self.ring.is_some() && !self.ring_broken.load(Ordering::Relaxed)
     }
 
+    /// One io_uring call (or several, for a batch larger than the ring) that reads the
+    /// identity of `probes`, applies `mods` and, with `wait`, waits (see `sys::Ring::rounds`).
+    /// `None` when the port has no ring, or when it is busy (another thread waits on it) and
+    /// `blocking` is false. A ring that fails is put out of use: the port goes on with epoll.
+    pub(super) fn ring_rounds(
+        &self,
+        mods: &[sys::Mod],
+        probes: &[RawFd],
+        wait: Option<(&mut [sys::EpollEvent], Option<Duration>)>,
+        blocking: bool,
+    ) -> Option<std::io::Result<sys::Round>> {
+        let ring = self.ring.as_ref()?;
+        let mut ring = if blocking { lock(ring) } else { try_lock(ring)? };
+        let round = ring.rounds(self.epfd.as_raw_fd(), mods, probes, wait);
+        if ring.is_poisoned() {
+            self.ring_broken.store(true, Ordering::Relaxed);
+            diag!(warn, "the io_uring ring failed; the port goes on with plain epoll");
+        }
+        Some(round)
+    }
+
     /// Takes the port lock (a new epoch for the machine: level samples before it are stale).
     pub(super) fn lock(&self) -> Locked<'_> {
         Locked { guard: Some(self.raw_lock()), inner: self }
@@ -315,15 +336,18 @@ impl Inner {
         if self.audit_due_in(st) != Some(Duration::ZERO) {
             return;
         }
-        let mut kernel = sys::SysKernel::new(&self.epfd);
         let mut claims = PortClaims { port: self.id, owner: weak };
-        let repaired = if st.machine.live() <= SMALL_PORT {
-            match sys::epoll::watched(&self.epfd) {
-                Ok(watched) => st.machine.audit(AuditBy::WatchList(&watched), &mut kernel, &mut claims),
-                Err(_) => st.machine.audit(AuditBy::Identity, &mut kernel, &mut claims),
+        let watched = if st.machine.live() <= SMALL_PORT { sys::epoll::watched(&self.epfd).ok() } else { None };
+        let repaired = match watched {
+            Some(watched) => {
+                let mut kernel = sys::SysKernel::new(&self.epfd);
+                st.machine.audit(AuditBy::WatchList(&watched), &mut kernel, &mut claims)
             }
-        } else {
-            st.machine.audit(AuditBy::Identity, &mut kernel, &mut claims)
+            None => {
+                let answers = self.identities(&st.machine.audit_questions());
+                let mut kernel = sys::SysKernel::new(&self.epfd).with_answers(&answers);
+                st.machine.audit(AuditBy::Identity, &mut kernel, &mut claims)
+            }
         };
         // Entries too recent for this audit wait for the next one.
         st.unverified_since = (st.machine.unverified() > 0).then(Instant::now);
@@ -336,6 +360,21 @@ impl Inner {
             );
         }
         self.dispatch(st);
+    }
+
+    /// The identity of each of `fds` (sorted), read in one io_uring round when there are
+    /// several and the ring is free; otherwise nothing, and each question costs a system call.
+    fn identities(&self, fds: &[RawFd]) -> sys::Answers {
+        if fds.len() < 2 || !self.ring_usable() || !sys::ring_probes() {
+            return sys::Answers::default();
+        }
+        match self.ring_rounds(&[], fds, None, false) {
+            Some(Ok(round)) => sys::Answers {
+                cookies: fds.iter().zip(round.cookies).filter_map(|(&fd, c)| Some((fd, c?))).collect(),
+                deleted: Vec::new(),
+            },
+            _ => sys::Answers::default(),
+        }
     }
 
     /// Turns pending epoll events into packets without blocking.

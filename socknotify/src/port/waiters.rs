@@ -5,10 +5,9 @@
 use super::batch::Deferred;
 use super::claims::PortClaims;
 use super::inner::{Inner, Locked, PortState, Waiter, AUDIT_INTERVAL, NEXT_WAITER, STRAY_PAUSE};
-use super::sync::{lock, thread_local, Condvar};
+use super::sync::{thread_local, Condvar};
 use crate::abi::{Completion, Entry, Error};
 use crate::sys;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -386,15 +385,7 @@ impl Inner {
         let bounded = Some(remaining.map_or(sys::MOD_ROUND_WAIT, |r| r.min(sys::MOD_ROUND_WAIT)));
         let began = st.machine.epoch();
         st.release();
-        let round = self.ring.as_ref().map(|ring| {
-            let mut ring = lock(ring);
-            let r = ring.rounds(self.epfd.as_raw_fd(), &mods, &[], Some((&mut *buf, bounded)));
-            if ring.is_poisoned() {
-                self.ring_broken.store(true, Ordering::Relaxed);
-                diag!(warn, "the io_uring ring failed; the port goes on with plain epoll");
-            }
-            r
-        });
+        let round = self.ring_rounds(&mods, &[], Some((&mut *buf, bounded)), true);
         st.reacquire();
         st.poller = None;
         match round {

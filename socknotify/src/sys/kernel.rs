@@ -8,9 +8,10 @@ use crate::abi::RegistrationError;
 use crate::machine::{Interest, Kernel, Readiness, SocketKind, TcpCounters, Token};
 use std::os::fd::{OwnedFd, RawFd};
 
-/// What the kernel already answered for a batch of entries, in one io_uring round made before
-/// they are applied: the identity of the descriptors that have no registration yet, and the
-/// outcome of the REMOVEs' `EPOLL_CTL_DEL`s. Each list is sorted by descriptor.
+/// What the kernel already answered, in one io_uring round: for a batch of entries, before
+/// they are applied, the identity of the descriptors that have no registration yet and the
+/// outcome of the REMOVEs' `EPOLL_CTL_DEL`s; for an audit, the identity of the descriptors it
+/// checks. Each list is sorted by descriptor.
 #[derive(Debug, Default)]
 pub(crate) struct Answers {
     /// `(descriptor, cookie)` of each descriptor that named a socket when probed.
@@ -54,8 +55,8 @@ impl<'a> SysKernel<'a> {
         SysKernel { epfd, defer: None, answers: &NO_ANSWERS, counters: &[], cursor: 0 }
     }
 
-    /// This kernel, answering `identify` and `delete` from `answers` where they hold the
-    /// descriptor.
+    /// This kernel, answering `identify`, `cookie` and `delete` from `answers` where they hold
+    /// the descriptor.
     pub(crate) fn with_answers(self, answers: &'a Answers) -> Self {
         SysKernel { answers, ..self }
     }
@@ -83,7 +84,7 @@ impl Kernel for SysKernel<'_> {
         socket_kind(fd)
     }
     fn cookie(&mut self, fd: RawFd) -> Option<u64> {
-        socket_cookie(fd).ok()
+        self.answers.cookie(fd).or_else(|| socket_cookie(fd).ok())
     }
     fn add(&mut self, fd: RawFd, interest: Interest, token: Token) -> bool {
         match &mut self.defer {

@@ -40,7 +40,7 @@ pub(crate) use epoll::{epoll_add, epoll_create, epoll_mod, epoll_wait, event_buf
 pub(crate) use eventfd::{eventfd, eventfd_drain, eventfd_signal};
 pub(crate) use kernel::{Answers, SysKernel};
 pub(crate) use socket::{close_raw, is_open_socket, CloseError};
-pub(crate) use uring::{ring_new, ring_probes, Mod, Ring, MOD_ROUND_WAIT, RING_MIN_MODS};
+pub(crate) use uring::{ring_new, ring_probes, Mod, Ring, Round, MOD_ROUND_WAIT, RING_MIN_MODS};
 
 /// System calls made through this module, counted per thread so that counting shares no
 /// cache line between threads: each thread bumps its own counter (a plain load and store:
