@@ -98,7 +98,8 @@ impl Builder {
     /// A broken promise (a plain `close()` of a registered socket whose number a new socket
     /// then takes) is caught within 100 ms: a re-arm is confirmed by the kernel's next report
     /// of the socket, or else checked by an audit 45 to 90 ms after it was applied (one
-    /// `SO_COOKIE` query, or on a small port one read of the kernel's watch list). The old
+    /// `SO_COOKIE` query each, all of an audit's in one io_uring round where the kernel
+    /// allows, or on a small port one read of the kernel's watch list). The old
     /// registration is dropped silently, no packet
     /// ever carries its key for the new socket, and what the program applied to the number
     /// since is applied to the new socket then (see [`Stats::reuse_repairs`](crate::Stats)).
