@@ -26,10 +26,10 @@ impl CompletionPort {
         out: &mut [Completion],
         timeout: Option<Duration>,
     ) -> Result<usize, Error> {
-        // The clock is read only when it can matter: a call with entries measures its timeout
-        // from its start (T55); a plain dequeue from when it blocks (later, so never early,
-        // D5), and a dequeue that finds packets never reads it.
-        let start = (!regs.is_empty()).then(Instant::now);
+        // The clock is read only when it can matter: a call with entries and a finite, non-zero
+        // timeout measures it from its start (T55); a plain dequeue from when it blocks (later,
+        // so never early, D5), and a dequeue that finds packets never reads it.
+        let start = (!regs.is_empty() && timeout.is_some_and(|t| !t.is_zero())).then(Instant::now);
         let inner = &self.inner;
         let weak = &inner.me;
         // Leaving any port we are running on (D23); this one is left under its lock below.
