@@ -163,7 +163,11 @@ fn several_broken_promises_in_one_audit_are_each_caught_and_kept_sockets_are_not
         .iter()
         .enumerate()
         .map(|(i, (s, _))| Registration::enable(s, 100 + i, Events::IN, Trigger::LEVEL_ONESHOT))
-        .chain(kept.iter().enumerate().map(|(i, (s, _))| Registration::enable(s, 3 + i, Events::IN, Trigger::LEVEL_ONESHOT)))
+        .chain(
+            kept.iter()
+                .enumerate()
+                .map(|(i, (s, _))| Registration::enable(s, 3 + i, Events::IN, Trigger::LEVEL_ONESHOT)),
+        )
         .collect();
     port.process(&mut regs, &mut [], Some(Duration::ZERO)).unwrap();
     for r in &regs {
