@@ -995,7 +995,26 @@ impl Machine {
             }
             _ => return,
         }
-        let s = self.sample_readiness(slot, revents, false, kernel);
+        let mut verified = false;
+        if let Some(began) = reports_since {
+            let r = self.reg(slot);
+            if !r.queued() && r.sampled > began {
+                // A packet of this registration was dequeued after the wait that made this
+                // report began (by another thread, while this one waited in the kernel or for
+                // the port lock): the report may be older than that dequeue, and than a plain
+                // close() of the socket after it, which must give no second packet (D21: after
+                // a close, at most the packet already queued comes out). So the report counts
+                // only if the descriptor still names the socket; a closed socket's
+                // registration is forgotten later, as usual (an edge one would otherwise take
+                // the report as a new edge: its counters cannot be read any more).
+                let (fd, cookie) = (r.fd, self.cold(slot).cookie);
+                if kernel.cookie(fd) != Some(cookie) {
+                    return;
+                }
+                verified = true;
+            }
+        }
+        let s = self.sample_readiness(slot, revents, verified, kernel);
         // The fields are borrowed one by one below: one look-up of the hot record.
         let r = self.hot.get_mut(slot).expect("live slot");
         let eligible = r.eligible();
@@ -1005,7 +1024,7 @@ impl Machine {
             let still = s & prev & eligible & (Events::IN | Events::OUT);
             let fin_arrived = s.contains(Events::HANGUP) && !prev.contains(Events::HANGUP);
             r.set_prev(s);
-            let c = self.counters(slot, s, false, kernel);
+            let c = self.counters(slot, s, verified, kernel);
             rising |= self.re_rise(slot, still, c, fin_arrived);
             self.mark(slot, c);
             self.queue_bits(slot, rising, epoch);
@@ -1163,6 +1182,8 @@ impl Machine {
             return None;
         }
         r.set_queued(false);
+        // From now on `sampled` is the epoch of this dequeue (see `HotReg::sampled`).
+        let sampled = std::mem::replace(&mut r.sampled, epoch);
         let key = r.key;
         if r.published().contains(Events::REMOVE) || r.state == RegState::Closed {
             let bits = r.published();
@@ -1175,7 +1196,7 @@ impl Machine {
             return Some(Completion::new(key, bits.bits(), 0));
         }
         let mut bits = r.published();
-        let r = if !r.trigger.is_edge() && r.sampled != epoch {
+        let r = if !r.trigger.is_edge() && sampled != epoch {
             // Not sampled in this epoch: compute the level mask now (D17).
             let (fd, cookie) = (r.fd, self.cold(slot).cookie);
             match kernel.sample(fd, cookie) {

@@ -59,7 +59,9 @@ const TCP: u8 = 1 << 7;
 #[repr(align(32))]
 pub(super) struct HotReg {
     pub key: usize,
-    /// The epoch in which `published` was sampled (level packets are fresh in that epoch only).
+    /// While a packet is queued: the epoch in which `published` was sampled (level packets
+    /// are fresh in that epoch only). Once it is dequeued: the epoch of that dequeue (a report
+    /// from a kernel wait that began before it may be older than it, `Machine::on_event`).
     pub sampled: u64,
     pub fd: RawFd,
     pub generation: u32,

@@ -338,6 +338,36 @@ fn a_reused_descriptor_number_never_gets_the_old_key() {
     assert_eq!(w.harvest_and_deliver(), vec![(2, Events::IN)], "created with key 2; re-ENABLE keeps it (D15, D21)");
 }
 
+/// A kernel wait's report applied after a packet of its registration was dequeued (the
+/// poller waited for the port lock meanwhile) may be older than that dequeue. After a plain
+/// `close()` it must give no second packet: at most the one already queued comes out (D21).
+/// While the socket is open it still counts (every wake-up of a datagram socket is an edge).
+#[test]
+fn a_wait_report_older_than_a_dequeue_gives_nothing_after_a_plain_close() {
+    for closed in [true, false] {
+        let mut w = World::new();
+        w.kernel.open(7, false, R);
+        w.apply(7, 1, EDGE_IN).unwrap();
+        let token = w.machine.token_of(7).unwrap();
+        // The poller releases the lock and waits in the kernel; a datagram arrives, which its
+        // wait reports, and which another thread collects under the lock meanwhile.
+        let began = w.machine.epoch();
+        w.machine.new_epoch();
+        w.machine.on_event(token, R, &mut w.kernel);
+        if closed {
+            w.kernel.close(7);
+        }
+        assert_eq!(w.deliver(), vec![(1, Events::IN)], "the packet queued before the close");
+        // The poller gets the lock back and applies its report.
+        w.machine.new_epoch();
+        w.machine.set_reports_since(Some(began));
+        w.machine.on_event(token, R, &mut w.kernel);
+        w.machine.set_reports_since(None);
+        let again = if closed { vec![] } else { vec![(1, Events::IN)] };
+        assert_eq!(w.deliver(), again, "closed: {closed}");
+    }
+}
+
 #[test]
 fn posted_packets_keep_fifo_order_with_notifications() {
     let mut w = World::new();
