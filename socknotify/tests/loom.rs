@@ -115,6 +115,32 @@ fn posts_racing_a_blocking_consumer_arrive_once_in_order() {
     });
 }
 
+/// A consumer taking one packet per call from an inbox that holds more: the dequeue takes
+/// the whole inbox into the FIFO (a swap of buffers) and the next calls take the rest from
+/// there, while posts go on into the inbox: each packet once, in post order.
+#[test]
+fn a_consumer_smaller_than_the_inbox_takes_the_rest_in_order() {
+    model_bounded(|| {
+        let port = CompletionPort::with_concurrency(4).unwrap();
+        let p2 = port.clone();
+        let t = loom::thread::spawn(move || {
+            let mut got = Vec::new();
+            while got.len() < 3 {
+                let mut out = [Completion::default(); 1];
+                let n = p2.dequeue(&mut out, None).unwrap();
+                got.extend(out[..n].iter().map(|c| c.key()));
+            }
+            got
+        });
+        for k in 1..=3 {
+            port.post(Completion::new(k, 0, 0)).unwrap();
+        }
+        assert_eq!(t.join().unwrap(), vec![1, 2, 3]);
+        let s = port.stats();
+        assert_eq!((s.queued, s.posted, s.delivered), (0, 3, 3));
+    });
+}
+
 /// Two consumers, one of them maybe already running when the posts come: each packet once,
 /// and a consumer that takes both takes them in order.
 #[test]

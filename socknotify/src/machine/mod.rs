@@ -915,11 +915,11 @@ impl Machine {
     }
 
     /// Queues packets posted apart from the machine, in their order, after everything queued
-    /// so far; leaves `posts` empty, its buffer kept for the next ones. Many posts into an
-    /// empty FIFO swap buffers instead of being copied; otherwise each buffer keeps its role,
-    /// so that neither keeps growing again to the other's size.
+    /// so far; leaves `posts` empty, with a buffer for the next ones. Into an empty FIFO the
+    /// buffers are swapped (O(1), whatever the number of posts: the caller holds the posts'
+    /// lock meanwhile); otherwise the posts are copied.
     pub fn take_posts(&mut self, posts: &mut VecDeque<Packet>) {
-        if self.fifo.is_empty() && posts.len() >= 1024 {
+        if self.fifo.is_empty() {
             std::mem::swap(&mut self.fifo, posts);
         } else {
             self.fifo.append(posts);
@@ -1108,6 +1108,20 @@ impl Machine {
             }
         }
         n
+    }
+
+    /// Delivers posted packets from the front of the FIFO into `out`, up to the first
+    /// notification; returns how many (a FIFO of posts only needs no kernel).
+    pub fn deliver_posted(&mut self, out: &mut [Completion]) -> usize {
+        let mut n = 0;
+        loop {
+            // A wrapped ring buffer takes two runs.
+            let run = self.posted_run(&mut out[n..]);
+            n += run;
+            if run == 0 || n == out.len() {
+                return n;
+            }
+        }
     }
 
     /// Copies the posted packets at the front of the FIFO (as many as fit in `out`, up to the

@@ -78,11 +78,10 @@ impl Inner {
         Some(Ok(()))
     }
 
-    /// Moves the inbox's packets to the FIFO (call right after taking the port lock): a copy
-    /// of what was posted since the last move, under the inbox lock, as a consumer of a
-    /// mutex-protected queue copies what it takes. (Swapping buffers instead would save the
-    /// copy but, with a consumer that falls behind, grow two buffers to the backlog's size
-    /// instead of one.)
+    /// Moves the inbox's packets to the FIFO (call right after taking the port lock): a swap
+    /// of buffers when the FIFO is empty, the usual case, else a copy, under the inbox lock.
+    /// (Swapping lets a consumer that falls behind grow two buffers to the backlog's size
+    /// instead of one; in exchange a dequeue holds the inbox lock for a few instructions.)
     #[inline]
     pub(super) fn take_posts(&self, st: &mut PortState) {
         if st.posts_slow {
@@ -95,12 +94,15 @@ impl Inner {
         }
     }
 
-    /// Delivers posts straight from the inbox into `out` (as many as fit), as the consumer of a
-    /// mutex-protected queue takes them: one copy, under the inbox lock. Only once the FIFO is
-    /// empty (everything in it came before them). A thread that finds nothing and will block
-    /// (`will_block`) turns the fast path off in the same critical section, so that the next
-    /// post hands its packet over and wakes it, as a consumer of such a queue raises its
-    /// "asleep" flag under the lock where it found the queue empty.
+    /// Delivers posts from the inbox into `out` (as many as fit). Only once the FIFO is empty
+    /// (everything in it came before them): the inbox's buffer then becomes the FIFO's, in
+    /// one swap under the inbox lock (the producers go on into the FIFO's old, empty buffer),
+    /// and the packets are copied out after the inbox lock is released; what does not fit
+    /// stays queued, and the next dequeues take it from the FIFO without the inbox lock. A
+    /// thread that finds nothing and will block (`will_block`) turns the fast path off in the
+    /// same critical section, so that the next post hands its packet over and wakes it, as a
+    /// consumer of a mutex-protected queue raises its "asleep" flag under the lock where it
+    /// found the queue empty.
     #[inline]
     pub(super) fn deliver_posts(&self, st: &mut PortState, out: &mut [Completion], will_block: bool) -> usize {
         debug_assert_eq!(st.machine.queued(), 0);
@@ -108,16 +110,19 @@ impl Inner {
             return 0; // the inbox is empty while `slow` is set
         }
         let mut b = self.posts.lock();
-        let k = b.q.len().min(out.len());
-        for (o, p) in out.iter_mut().zip(b.q.drain(..k)) {
-            *o = p.into_posted();
-        }
-        if k == 0 && will_block {
+        let taken = b.q.len();
+        if taken > 0 {
+            st.machine.take_posts(&mut b.q);
+        } else if will_block {
             b.slow = true;
             st.posts_slow = true;
         }
         drop(b);
-        st.counters.posted += k as u64;
+        if taken == 0 {
+            return 0;
+        }
+        let k = st.machine.deliver_posted(out);
+        st.counters.posted += taken as u64;
         st.counters.delivered += k as u64;
         k
     }
