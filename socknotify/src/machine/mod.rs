@@ -31,8 +31,7 @@ use std::os::fd::RawFd;
 /// One FIFO entry: a posted packet, or a registration's notification (its slot in `key`, its
 /// generation in `bytes`). 32 bytes, a `Completion`'s size: the kind rides in the padding, so
 /// that a FIFO of posts moves no more memory than a queue of `Completion`s. Outside the
-/// machine only posted packets can be made ([`Packet::posted`]), for a queue of posts kept
-/// apart and handed over in order ([`Machine::take_posts`]).
+/// machine only posted packets can be made ([`Packet::posted`]).
 #[derive(Clone, Copy, Debug)]
 pub struct Packet {
     key: usize,
@@ -914,18 +913,6 @@ impl Machine {
         wanted.then(|| (r.fd, self.cold(slot).cookie))
     }
 
-    /// Queues packets posted apart from the machine, in their order, after everything queued
-    /// so far; leaves `posts` empty, with a buffer for the next ones. Into an empty FIFO the
-    /// buffers are swapped (O(1), whatever the number of posts: the caller holds the posts'
-    /// lock meanwhile); otherwise the posts are copied.
-    pub fn take_posts(&mut self, posts: &mut VecDeque<Packet>) {
-        if self.fifo.is_empty() {
-            std::mem::swap(&mut self.fifo, posts);
-        } else {
-            self.fifo.append(posts);
-        }
-    }
-
     /// One epoll event for `token` with `revents`: apply the trigger rules (spec §4.2).
     pub fn on_event(&mut self, token: Token, revents: Readiness, kernel: &mut impl Kernel) {
         let slot = (token.0 & 0xFFFF_FFFF) as usize;
@@ -1108,20 +1095,6 @@ impl Machine {
             }
         }
         n
-    }
-
-    /// Delivers posted packets from the front of the FIFO into `out`, up to the first
-    /// notification; returns how many (a FIFO of posts only needs no kernel).
-    pub fn deliver_posted(&mut self, out: &mut [Completion]) -> usize {
-        let mut n = 0;
-        loop {
-            // A wrapped ring buffer takes two runs.
-            let run = self.posted_run(&mut out[n..]);
-            n += run;
-            if run == 0 || n == out.len() {
-                return n;
-            }
-        }
     }
 
     /// Copies the posted packets at the front of the FIFO (as many as fit in `out`, up to the
