@@ -238,7 +238,13 @@ fn closing_the_port_releases_every_blocked_thread_once() {
                 thread::spawn(move || port.dequeue(&mut [Completion::default()], Some(Duration::from_secs(10))))
             })
             .collect();
-        thread::sleep(Duration::from_millis(20));
+        // All four blocked (on a loaded machine a thread may take a while to get there: a
+        // call that starts after the close gets InvalidHandle, not Abandoned).
+        let waited = Instant::now();
+        while port.stats().waiters < 4 {
+            assert!(waited.elapsed() < Duration::from_secs(10), "the dequeues never blocked");
+            thread::sleep(Duration::from_millis(1));
+        }
         let t = Instant::now();
         port.close();
         for th in threads {
