@@ -27,9 +27,11 @@ fn a_posted_packet_reaches_a_blocked_waiter_exactly_once() {
     });
 }
 
+/// (Bounded at 4 preemptions: unbounded, with the posts' lock-free ring, the model runs for
+/// minutes.)
 #[test]
 fn two_waiters_two_posts_each_packet_once() {
-    loom::model(|| {
+    model_bounded_at(4, || {
         let port = CompletionPort::with_concurrency(4).unwrap();
         let waiters: Vec<_> = (0..2)
             .map(|_| {
@@ -115,6 +117,65 @@ fn posts_racing_a_blocking_consumer_arrive_once_in_order() {
     });
 }
 
+/// A consumer taking one packet per call from an inbox that holds more, while posts go on:
+/// four posts through a ring of two slots (under loom), so that the ring wraps, and fills
+/// (the post then moves it to the FIFO under the port lock): each packet once, in post order.
+#[test]
+fn a_consumer_smaller_than_the_inbox_takes_the_rest_in_order() {
+    model_bounded(|| {
+        let port = CompletionPort::with_concurrency(4).unwrap();
+        let p2 = port.clone();
+        let t = loom::thread::spawn(move || {
+            let mut got = Vec::new();
+            while got.len() < 4 {
+                let mut out = [Completion::default(); 1];
+                let n = p2.dequeue(&mut out, None).unwrap();
+                got.extend(out[..n].iter().map(|c| c.key()));
+            }
+            got
+        });
+        for k in 1..=4 {
+            port.post(Completion::new(k, 0, 0)).unwrap();
+        }
+        assert_eq!(t.join().unwrap(), vec![1, 2, 3, 4]);
+        let s = port.stats();
+        assert_eq!((s.queued, s.posted, s.delivered), (0, 4, 4));
+    });
+}
+
+/// Two threads post while a consumer blocks: a post may have claimed its slot in the ring and
+/// not filled it yet when the consumer turns the fast path off (the consumer waits for it), or
+/// see the fast path off and hand its packet over under the port lock; each packet once, and
+/// each poster's packets in its order.
+#[test]
+fn two_posters_and_a_blocking_consumer_each_packet_once_in_order() {
+    model_bounded(|| {
+        let port = CompletionPort::with_concurrency(4).unwrap();
+        let p2 = port.clone();
+        let consumer = loom::thread::spawn(move || {
+            let mut got = Vec::new();
+            while got.len() < 3 {
+                let mut out = [Completion::default(); 2];
+                let n = p2.dequeue(&mut out, None).unwrap();
+                got.extend(out[..n].iter().map(|c| c.key()));
+            }
+            got
+        });
+        let p3 = port.clone();
+        let poster = loom::thread::spawn(move || p3.post(Completion::new(10, 0, 0)).unwrap());
+        port.post(Completion::new(1, 0, 0)).unwrap();
+        port.post(Completion::new(2, 0, 0)).unwrap();
+        poster.join().unwrap();
+        let got = consumer.join().unwrap();
+        let mut sorted = got.clone();
+        sorted.sort();
+        assert_eq!(sorted, vec![1, 2, 10], "lost or duplicated: {got:?}");
+        let pos = |k| got.iter().position(|&x| x == k).unwrap();
+        assert!(pos(1) < pos(2), "one poster's packets out of order: {got:?}");
+        assert_eq!(port.stats().posted, 3);
+    });
+}
+
 /// Two consumers, one of them maybe already running when the posts come: each packet once,
 /// and a consumer that takes both takes them in order.
 #[test]
@@ -178,8 +239,12 @@ fn leave_the_port() {
 /// explored with at most two preemptions per execution, loom's usual bound for models of this
 /// size (every interleaving with up to two forced context switches, at any points).
 fn model_bounded(f: impl Fn() + Sync + Send + 'static) {
+    model_bounded_at(2, f);
+}
+
+fn model_bounded_at(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
     let mut b = loom::model::Builder::new();
-    b.preemption_bound = Some(2);
+    b.preemption_bound = Some(preemptions);
     b.check(f);
 }
 

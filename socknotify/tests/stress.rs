@@ -238,7 +238,13 @@ fn closing_the_port_releases_every_blocked_thread_once() {
                 thread::spawn(move || port.dequeue(&mut [Completion::default()], Some(Duration::from_secs(10))))
             })
             .collect();
-        thread::sleep(Duration::from_millis(20));
+        // All four blocked (on a loaded machine a thread may take a while to get there: a
+        // call that starts after the close gets InvalidHandle, not Abandoned).
+        let waited = Instant::now();
+        while port.stats().waiters < 4 {
+            assert!(waited.elapsed() < Duration::from_secs(10), "the dequeues never blocked");
+            thread::sleep(Duration::from_millis(1));
+        }
         let t = Instant::now();
         port.close();
         for th in threads {
@@ -288,6 +294,47 @@ fn posts_from_many_threads_reach_many_waiters_exactly_once() {
         w.join().unwrap();
     }
     assert!(seen.iter().all(|s| s.load(Ordering::SeqCst) == 1));
+}
+
+/// Posters racing one consumer that takes small batches, far more posts than the posts' ring
+/// holds (it wraps, fills and spills into the FIFO; the consumer also runs dry and blocks):
+/// every packet exactly once, and each poster's packets in the order it posted them.
+#[test]
+fn posts_from_two_threads_arrive_once_in_each_posters_order() {
+    const PER: usize = 60_000;
+    let port = CompletionPort::with_concurrency(2).unwrap();
+    let posters: Vec<_> = (0..2)
+        .map(|p| {
+            let port = port.clone();
+            thread::spawn(move || {
+                for i in 0..PER {
+                    port.post(Completion::new(p, 0, i)).unwrap();
+                    if i % 5_000 == 0 {
+                        thread::yield_now(); // now and then let the consumer run dry
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut next = [0usize; 2];
+    let mut out = [Completion::default(); 48];
+    let started = Instant::now();
+    while next.iter().sum::<usize>() < 2 * PER {
+        let n = port.dequeue(&mut out, Some(Duration::from_secs(10))).unwrap();
+        assert!(n > 0, "no packet for 10 s with {next:?} taken");
+        for c in &out[..n] {
+            let p = c.key();
+            assert_eq!(c.overlapped(), next[p], "poster {p}: lost, duplicated or reordered");
+            next[p] += 1;
+        }
+    }
+    for p in posters {
+        p.join().unwrap();
+    }
+    assert_eq!(port.dequeue(&mut out, Some(Duration::ZERO)).unwrap(), 0, "a packet after the last");
+    let s = port.stats();
+    assert_eq!((s.posted, s.delivered, s.queued), (2 * PER as u64, 2 * PER as u64, 0));
+    assert!(started.elapsed() < Duration::from_secs(60));
 }
 
 /// A thread asleep in `epoll_wait` (the port has a registration, so the waiter polls) must

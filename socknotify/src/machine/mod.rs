@@ -31,8 +31,7 @@ use std::os::fd::RawFd;
 /// One FIFO entry: a posted packet, or a registration's notification (its slot in `key`, its
 /// generation in `bytes`). 32 bytes, a `Completion`'s size: the kind rides in the padding, so
 /// that a FIFO of posts moves no more memory than a queue of `Completion`s. Outside the
-/// machine only posted packets can be made ([`Packet::posted`]), for a queue of posts kept
-/// apart and handed over in order ([`Machine::take_posts`]).
+/// machine only posted packets can be made ([`Packet::posted`]).
 #[derive(Clone, Copy, Debug)]
 pub struct Packet {
     key: usize,
@@ -938,18 +937,6 @@ impl Machine {
             && r.tcp() == Some(true)
             && revents & moved != Readiness::NONE;
         wanted.then(|| (r.fd, self.cold(slot).cookie))
-    }
-
-    /// Queues packets posted apart from the machine, in their order, after everything queued
-    /// so far; leaves `posts` empty, its buffer kept for the next ones. Many posts into an
-    /// empty FIFO swap buffers instead of being copied; otherwise each buffer keeps its role,
-    /// so that neither keeps growing again to the other's size.
-    pub fn take_posts(&mut self, posts: &mut VecDeque<Packet>) {
-        if self.fifo.is_empty() && posts.len() >= 1024 {
-            std::mem::swap(&mut self.fifo, posts);
-        } else {
-            self.fifo.append(posts);
-        }
     }
 
     /// One epoll event for `token` with `revents`: apply the trigger rules (spec §4.2).

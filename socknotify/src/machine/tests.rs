@@ -416,24 +416,23 @@ fn a_disabled_registration_is_quiet_in_the_kernel() {
 }
 
 #[test]
-fn posts_taken_from_apart_follow_what_is_queued_and_runs_stop_at_notifications() {
-    use super::Packet;
-    use std::collections::VecDeque;
+fn posts_follow_what_is_queued_and_runs_stop_at_notifications() {
     let mut w = World::new();
     w.machine.queue_posted(Completion::new(100, 1, 2));
     w.kernel.open(3, true, R);
     w.apply(3, 7, LEVEL_IN).unwrap();
     w.harvest();
-    // Posted apart (the port's inbox), after the notification: they come after it, in order.
-    let mut posts: VecDeque<Packet> = (101..104).map(|k| Packet::posted(Completion::new(k, 0, 0))).collect();
-    w.machine.take_posts(&mut posts);
-    assert!(posts.is_empty());
+    // Posted after the notification (the port's inbox handed over): after it, in order.
+    for k in 101..104 {
+        w.machine.queue_posted(Completion::new(k, 0, 0));
+    }
     assert_eq!(w.machine.queued(), 5);
     let keys = |v: Vec<(usize, Events)>| v.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
     assert_eq!(keys(w.deliver()), vec![100, 7, 101, 102, 103]);
-    // Into an empty FIFO (the buffers are swapped), then a delivery smaller than the run.
-    let mut posts: VecDeque<Packet> = (200..204).map(|k| Packet::posted(Completion::new(k, 0, 0))).collect();
-    w.machine.take_posts(&mut posts);
+    // A delivery smaller than a run of posts.
+    for k in 200..204 {
+        w.machine.queue_posted(Completion::new(k, 0, 0));
+    }
     let mut out = [Completion::default(); 3];
     let mut claims = Table { claims: &mut w.claims, port: 0 };
     assert_eq!(w.machine.deliver(&mut out, &mut w.kernel, &mut claims), 3);

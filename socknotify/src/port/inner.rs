@@ -12,9 +12,10 @@
 //!    plain `epoll_ctl` when the poller has it), so no thread waits for the ring while
 //!    holding the port lock. The mutex is uncontended in the steady state: only the thread
 //!    in the poller role uses the ring.
-//! 4. `Inner::posts`, the inbox of posts made without the port lock (`posts`): taken while
-//!    the port lock is held, or alone by a `post`, which lets it go before it takes the port
-//!    lock. Every holder keeps it for a few instructions only.
+//! 4. `Inner::posts`, the inbox of posts made without the port lock (`posts`), has no lock:
+//!    a `post` claims a slot of its ring with a compare-and-swap; only holders of the port
+//!    lock take from it or turn its fast path off, and they wait (a few instructions) only for
+//!    a post between claiming its slot and filling it, which holds no lock.
 //!
 //! Condition variables belong to waiters; wake-ups decided under the port lock are made
 //! after it is released ([`Locked`]).
