@@ -940,7 +940,7 @@ impl Machine {
     }
 
     /// One epoll event for `token` with `revents`: apply the trigger rules (spec §4.2).
-    pub fn on_event(&mut self, token: Token, revents: Readiness, kernel: &mut impl Kernel) {
+    pub fn on_event(&mut self, token: Token, revents: Readiness, kernel: &mut impl Kernel, claims: &mut impl Claims) {
         let slot = (token.0 & 0xFFFF_FFFF) as usize;
         let generation = (token.0 >> 32) as u32;
         let epoch = self.epoch;
@@ -991,11 +991,12 @@ impl Machine {
                 // the port lock): the report may be older than that dequeue, and than a plain
                 // close() of the socket after it, which must give no second packet (D21: after
                 // a close, at most the packet already queued comes out). So the report counts
-                // only if the descriptor still names the socket; a closed socket's
-                // registration is forgotten later, as usual (an edge one would otherwise take
-                // the report as a new edge: its counters cannot be read any more).
+                // only if the descriptor still names the socket (an edge registration would
+                // otherwise take the report as a new edge: its counters cannot be read any
+                // more); a closed socket's registration is dropped silently then (D21).
                 let (fd, cookie) = (r.fd, self.cold(slot).cookie);
                 if kernel.cookie(fd) != Some(cookie) {
+                    self.drop_silently(slot, claims);
                     return;
                 }
                 verified = true;

@@ -160,9 +160,14 @@ impl World {
         fds.sort_unstable();
         for fd in fds {
             if let Some((token, ready)) = self.kernel.report(fd) {
-                self.machine.on_event(token, ready, &mut self.kernel);
+                self.report(token, ready);
             }
         }
+    }
+    /// Applies one kernel report.
+    fn report(&mut self, token: Token, ready: Readiness) {
+        let mut claims = Table { claims: &mut self.claims, port: 0 };
+        self.machine.on_event(token, ready, &mut self.kernel, &mut claims);
     }
     fn deliver(&mut self) -> Vec<(usize, Events)> {
         self.machine.new_epoch();
@@ -353,7 +358,7 @@ fn a_wait_report_older_than_a_dequeue_gives_nothing_after_a_plain_close() {
         // wait reports, and which another thread collects under the lock meanwhile.
         let began = w.machine.epoch();
         w.machine.new_epoch();
-        w.machine.on_event(token, R, &mut w.kernel);
+        w.report(token, R);
         if closed {
             w.kernel.close(7);
         }
@@ -361,10 +366,13 @@ fn a_wait_report_older_than_a_dequeue_gives_nothing_after_a_plain_close() {
         // The poller gets the lock back and applies its report.
         w.machine.new_epoch();
         w.machine.set_reports_since(Some(began));
-        w.machine.on_event(token, R, &mut w.kernel);
+        w.report(token, R);
         w.machine.set_reports_since(None);
         let again = if closed { vec![] } else { vec![(1, Events::IN)] };
         assert_eq!(w.deliver(), again, "closed: {closed}");
+        // The closed socket's registration is forgotten, its claim released (no zombie).
+        assert_eq!(w.machine.registrations(), usize::from(!closed), "closed: {closed}");
+        assert_eq!(w.claims.len(), usize::from(!closed), "closed: {closed}");
     }
 }
 
@@ -385,7 +393,7 @@ fn a_stale_token_is_ignored() {
     let mut w = World::new();
     w.kernel.open(3, true, R);
     w.apply(3, 7, LEVEL_IN).unwrap();
-    w.machine.on_event(Token(u64::MAX - 5), R, &mut w.kernel);
+    w.report(Token(u64::MAX - 5), R);
     assert_eq!(w.machine.queued(), 0);
 }
 

@@ -417,7 +417,8 @@ impl Inner {
                     sys::eventfd_drain(&self.wakefd);
                 }
             } else {
-                st.machine.on_event(Token(token), sys::epoll::readiness(revents), &mut kernel);
+                let mut claims = PortClaims { port: self.id, owner: &self.me };
+                st.machine.on_event(Token(token), sys::epoll::readiness(revents), &mut kernel, &mut claims);
             }
         }
         st.machine.set_reports_since(None);
