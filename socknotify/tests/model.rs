@@ -16,10 +16,12 @@
 //!
 //! * a level condition that holds is queued for every enabled level registration at each
 //!   point where socknotify collects readiness (every dequeue, post, successful ENABLE in a
-//!   call without a dequeue, `close_socket`, and before a batch with a DISABLE or an EDGE
-//!   ENABLE of an enabled registration), which is where Windows has queued it too (when the
-//!   condition started to hold) or may have (the re-check of a persistent registration after
-//!   a delivery, spec §4.2: socknotify errs on the side of the extra packet);
+//!   call without a dequeue, `close_socket` of a socket the port knows, and before a batch
+//!   with a DISABLE or an EDGE ENABLE of an enabled registration), which is where Windows has
+//!   queued it too (when the condition started to hold) or may have (the re-check of a
+//!   persistent registration after a delivery, spec §4.2: socknotify errs on the side of the
+//!   extra packet); closing a socket the port does not know cannot change what Windows
+//!   delivers, and socknotify does not collect then;
 //! * a dequeue is compared as a multiset (posted packets also in order), and a REMOVE packet
 //!   on its REMOVE bit alone (the spec allows other bits to be coalesced into it);
 //! * a level packet's mask is computed at delivery under the filter then in force (D17);
@@ -191,6 +193,12 @@ struct Model {
     /// The number was reused while its socket had an enabled or disabled registration, and no
     /// entry has named the number since: socknotify has not noticed the close yet.
     stale: [bool; SOCKETS],
+    /// The registration whose claim on the number outlives a plain close of its socket (a
+    /// reuse): socknotify's `close_socket` finds the port through it, and so collects. It
+    /// lasts until an entry names the number, a `close_socket` of it, or the delivery of the
+    /// registration's queued packet if that delivery samples the socket (a level packet, which
+    /// finds the socket gone) or ends it (REMOVE).
+    lingering: [Option<u64>; SOCKETS],
 }
 
 impl Model {
@@ -369,10 +377,13 @@ impl Model {
             let loose = std::mem::take(&mut r.loose);
             let (key, sock, published) = (r.key, r.sock, r.published);
             if published.contains(Events::REMOVE) || r.zombie {
-                let zombie = r.zombie;
+                let (zombie, edge) = (r.zombie, r.edge);
                 self.regs.remove(&id);
                 if !zombie {
                     self.reg_of[sock] = None;
+                }
+                if self.lingering[sock] == Some(id) && (published.contains(Events::REMOVE) || !edge) {
+                    self.lingering[sock] = None;
                 }
                 let bits = if published.contains(Events::REMOVE) { Events::REMOVE } else { published };
                 out.push((key, bits.bits()));
@@ -406,9 +417,15 @@ impl Model {
         }
     }
 
-    /// `close_socket`: collects first, then drops the registration.
+    /// `close_socket`: collects first, then drops the registration. It finds the port
+    /// through the socket's registration: closing a socket this port does not know of (never
+    /// registered, or its registration gone) collects nothing, and cannot change what Windows
+    /// delivers. A number reused behind the port's back still names the port until socknotify
+    /// notices (`lingering`).
     fn close(&mut self, i: usize) {
-        self.level_pass();
+        if self.reg_of[i].is_some() || self.lingering[i].take().is_some() {
+            self.level_pass();
+        }
         self.drop_registration(i);
         self.socks[i].closed = true;
     }
@@ -416,6 +433,7 @@ impl Model {
     /// Plain close of slot `i`'s socket and a new socket at its number.
     fn reuse(&mut self, i: usize, udp: bool) {
         self.stale[i] |= self.reg_of[i].is_some_and(|id| self.regs[&id].state != MState::RemovePending);
+        self.lingering[i] = self.reg_of[i].or(self.lingering[i]);
         self.drop_registration(i);
         self.socks[i] = MSock { udp, ..MSock::default() };
     }
@@ -566,6 +584,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 };
                 for e in &entries {
                     model.stale[e.i] = false;
+                    model.lingering[e.i] = None;
                 }
                 let batch_keys: Vec<usize> = entries
                     .iter()
@@ -790,6 +809,82 @@ fn reduced_batch_and_collection_cases_match_the_reference_model() {
             vec![
                 one(e(0, EN, 2, false, false), w),
                 Batch { entries: vec![e(0, EN, 1, false, false), e(0, DIS, 0, false, false)], wait: Wait::Zero },
+            ],
+        ),
+        // The random search's flake: `close_socket` of a socket the port does not know
+        // collected readiness in the model only (socknotify finds the port through the
+        // socket's registration), so the OUT packet was queued in the model alone.
+        (
+            "OUT delivered, close_socket of an unregistered socket, re-ENABLE filter NONE, then EDGE",
+            vec![
+                one(e(2, EN, 2, false, false), Wait::Zero),
+                Close { i: 0 },
+                one(e(2, EN, 0, false, false), w),
+                one(e(2, EN, 0, true, false), w),
+            ],
+        ),
+        // The same, where the port still knows the number: a plain close leaves socknotify's
+        // claim on it until it notices, so `close_socket` of the new socket there collects.
+        (
+            "a registered socket closed plainly, OUT delivered, close_socket of the number's new socket",
+            vec![
+                one(e(0, EN, 1, false, false), w),
+                Reuse { i: 0, udp: false },
+                one(e(2, EN, 2, false, false), Wait::Zero),
+                Close { i: 0 },
+                one(e(2, EN, 0, false, false), w),
+                one(e(2, EN, 0, true, false), w),
+            ],
+        ),
+        // Shapes found around the same time, filter changes of a queued packet followed by a
+        // switch to EDGE or a close: a packet already queued stays queued and is delivered
+        // (spec §4.2, §4.3 `closesocket`), the level one computed at delivery (D17).
+        (
+            "an IN packet, then [re-ENABLE OUT|HANGUP LEVEL, re-ENABLE IN|HANGUP EDGE] in one call",
+            vec![
+                PeerWrite { i: 1, n: 1 },
+                one(e(1, EN, 1, false, false), w),
+                Batch { entries: vec![e(1, EN, 6, false, false), e(1, EN, 5, true, false)], wait: w },
+            ],
+        ),
+        (
+            "an OUT packet, a switch to EDGE with filter NONE, then close_socket",
+            vec![one(e(0, EN, 2, false, false), w), one(e(0, EN, 0, true, false), w), Close { i: 0 }],
+        ),
+        (
+            "an IN packet switched to EDGE IN|HANGUP, then EDGE OUT|HANGUP, then a plain close",
+            vec![
+                PeerWrite { i: 0, n: 1 },
+                one(e(0, EN, 1, false, false), w),
+                Batch { entries: vec![e(0, EN, 5, true, false), e(0, EN, 6, true, false)], wait: w },
+                Reuse { i: 0, udp: false },
+            ],
+        ),
+        (
+            "an OUT packet, a plain close, then ENABLEs with filter NONE for the new socket",
+            vec![
+                Batch { entries: vec![e(0, EN, 0, false, false), e(0, EN, 2, false, false)], wait: w },
+                Reuse { i: 0, udp: false },
+                Batch { entries: vec![e(0, EN, 0, false, false), e(0, EN, 0, false, false)], wait: w },
+            ],
+        ),
+        (
+            "an OUT packet, [re-ENABLE IN, DISABLE], data arrives, then close_socket",
+            vec![
+                Reuse { i: 1, udp: true },
+                one(e(1, EN, 2, false, false), w),
+                Batch { entries: vec![e(1, EN, 1, false, false), e(1, DIS, 0, false, false)], wait: w },
+                PeerWrite { i: 1, n: 1 },
+                Close { i: 1 },
+            ],
+        ),
+        (
+            "an OUT packet collected by a post, re-ENABLE filter NONE, then EDGE",
+            vec![
+                one(e(2, EN, 2, false, false), Wait::Zero),
+                Post,
+                one(e(2, EN, 0, false, false), w),
+                one(e(2, EN, 0, true, false), w),
             ],
         ),
     ];
