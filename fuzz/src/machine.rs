@@ -535,9 +535,9 @@ impl Fuzz {
                 events.push((i.token, mask));
             }
         }
-        let (mut k, _) = split!(&mut self.world, port);
+        let (mut k, mut c) = split!(&mut self.world, port);
         for (token, mask) in events {
-            self.machines[port].on_event(Token(token), readiness_of(mask), &mut k);
+            self.machines[port].on_event(Token(token), readiness_of(mask), &mut k, &mut c);
         }
     }
 
@@ -767,8 +767,8 @@ impl Fuzz {
                     // A stale or foreign token: must be ignored.
                     // Generation 0 is never issued (generations start at 1).
                     let token = u64::from(inp.u32());
-                    let (mut k, _) = split!(&mut self.world, port);
-                    self.machines[port].on_event(Token(token), readiness_of(revents_from(inp.byte())), &mut k);
+                    let (mut k, mut c) = split!(&mut self.world, port);
+                    self.machines[port].on_event(Token(token), readiness_of(revents_from(inp.byte())), &mut k, &mut c);
                 }
             }
         }
