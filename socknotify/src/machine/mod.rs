@@ -879,13 +879,27 @@ impl Machine {
             }
         }
         for &(slot, fd, meant) in &gone {
-            self.drop_silently(slot, claims);
-            if let Some((key, op)) = meant {
-                // The entry's own result was success; what it meant is applied now.
-                let _ = self.apply_new(fd, key, op, true, kernel, claims);
-            }
+            self.replace_gone(slot, fd, meant, kernel, claims);
         }
         gone.len()
+    }
+
+    /// Drops a registration whose socket is gone (D21) and, if entries were applied to its
+    /// number in user space since it was last confirmed (`meant`: the first one's key, the last
+    /// one's operation), registers the socket that has the number now with them.
+    fn replace_gone(
+        &mut self,
+        slot: usize,
+        fd: RawFd,
+        meant: Option<(usize, Operation)>,
+        kernel: &mut impl Kernel,
+        claims: &mut impl Claims,
+    ) {
+        self.drop_silently(slot, claims);
+        if let Some((key, op)) = meant {
+            // The entry's own result was success; what it meant is applied now.
+            let _ = self.apply_new(fd, key, op, true, kernel, claims);
+        }
     }
 
     /// The descriptors whose identity the next [`AuditBy::Identity`] audit asks for: those of
@@ -996,7 +1010,10 @@ impl Machine {
                 // more); a closed socket's registration is dropped silently then (D21).
                 let (fd, cookie) = (r.fd, self.cold(slot).cookie);
                 if kernel.cookie(fd) != Some(cookie) {
-                    self.drop_silently(slot, claims);
+                    // (With user-space re-arms, entries applied to the number since were meant
+                    // for the socket that has it now, as an audit would find.)
+                    let meant = self.take_pending(slot);
+                    self.replace_gone(slot, fd, meant, kernel, claims);
                     return;
                 }
                 verified = true;

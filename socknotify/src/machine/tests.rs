@@ -377,6 +377,35 @@ fn a_wait_report_older_than_a_dequeue_gives_nothing_after_a_plain_close() {
 }
 
 #[test]
+fn a_stale_report_of_a_reused_number_registers_what_was_applied_to_it_since() {
+    // With user-space re-arms, a program that broke its promise (a plain close, a new socket
+    // at the number, an ENABLE of the number taken for a re-arm): a stale report that finds the
+    // socket gone does what an audit would, so the new socket's registration works at once.
+    let mut w = World::new();
+    w.machine.set_user_rearm(true);
+    w.kernel.open(7, false, R);
+    w.apply(7, 1, ONESHOT_IN).unwrap();
+    let token = w.machine.token_of(7).unwrap();
+    let began = w.machine.epoch();
+    w.machine.new_epoch();
+    w.harvest();
+    assert_eq!(w.deliver(), vec![(1, Events::IN)]);
+    w.kernel.close(7);
+    w.kernel.open(7, false, R);
+    w.apply(7, 2, ONESHOT_IN).unwrap(); // a flag change in user space, not confirmed
+    assert_eq!(w.machine.unverified(), 1);
+    w.machine.new_epoch();
+    w.machine.set_reports_since(Some(began));
+    w.report(token, R);
+    w.machine.set_reports_since(None);
+    assert_eq!(w.machine.unverified(), 0);
+    assert_eq!(w.machine.registrations(), 1);
+    assert_ne!(w.machine.token_of(7), Some(token), "the new socket has a registration of its own");
+    w.harvest();
+    assert_eq!(w.deliver(), vec![(2, Events::IN)], "the key applied since, for the new socket");
+}
+
+#[test]
 fn posted_packets_keep_fifo_order_with_notifications() {
     let mut w = World::new();
     w.machine.queue_posted(Completion::new(100, 1, 2));
