@@ -329,9 +329,14 @@ fn socket_closed_by_another_thread_while_enabling_never_leaks_the_old_key() {
     let port = CompletionPort::new().unwrap();
     let started = Instant::now();
     let (mut ok, mut notsock, mut reused, mut rounds) = (0, 0, 0, 0);
+    // Registrations left by rounds whose number no new socket of this test took (another
+    // test's socket did): socknotify frees such a record when it notices the close (D21),
+    // here only when the number is registered again, so it may linger until the end.
+    let mut unnoticed = 0usize;
     let mut key = 1usize;
     while rounds < 1500 && started.elapsed() < Duration::from_secs(10) {
         rounds += 1;
+        let before_round = port.registrations();
         let (a, peer) = pair();
         (&peer).write_all(b"old").unwrap();
         let fd = a.into_raw_fd();
@@ -374,7 +379,8 @@ fn socket_closed_by_another_thread_while_enabling_never_leaks_the_old_key() {
 
         // A new socket on (very likely) the same number, registered with a new key.
         let (b, peer2) = pair();
-        if b.as_raw_fd() == fd {
+        let reused_here = b.as_raw_fd() == fd;
+        if reused_here {
             reused += 1;
         }
         let new_key = key;
@@ -393,8 +399,18 @@ fn socket_closed_by_another_thread_while_enabling_never_leaks_the_old_key() {
         drop(peer);
         let after = drain(&port, Duration::from_millis(1), Duration::from_secs(2));
         assert!(after.iter().all(|c| c.key() == new_key), "{after:?}");
+        // A reused number's registration was replaced by the new socket's, which
+        // `close_socket` dropped: nothing is left of this round. Otherwise the old socket's
+        // record may stay (at most one).
+        let left = port.registrations().saturating_sub(before_round);
+        if reused_here {
+            assert_eq!(left, 0, "round {rounds}: a zombie registration left behind on a reused number");
+        } else {
+            assert!(left <= 1, "round {rounds}: {left} registrations left behind");
+            unnoticed += left;
+        }
     }
-    assert_eq!(port.registrations(), 0, "zombie registrations left behind");
+    assert!(port.registrations() <= unnoticed, "zombie registrations left behind: {}", port.registrations());
     eprintln!("close-vs-enable: {rounds} rounds, {ok} enabled, {notsock} WSAENOTSOCK, {reused} numbers reused");
     assert!(rounds >= 100);
     assert!(reused > rounds / 2, "descriptor numbers were not reused ({reused}/{rounds})");
