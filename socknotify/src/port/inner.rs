@@ -346,7 +346,7 @@ impl Inner {
             }
             None => {
                 let answers = self.identities(&st.machine.audit_questions());
-                let mut kernel = sys::SysKernel::new(&self.epfd).with_answers(&answers);
+                let mut kernel = sys::SysKernel::new(&self.epfd).with_identities(&answers);
                 st.machine.audit(AuditBy::Identity, &mut kernel, &mut claims)
             }
         };

@@ -10,8 +10,8 @@ use std::os::fd::{OwnedFd, RawFd};
 
 /// What the kernel already answered, in one io_uring round: for a batch of entries, before
 /// they are applied, the identity of the descriptors that have no registration yet and the
-/// outcome of the REMOVEs' `EPOLL_CTL_DEL`s; for an audit, the identity of the descriptors it
-/// checks. Each list is sorted by descriptor.
+/// outcome of the REMOVEs' `EPOLL_CTL_DEL`s; for an audit, right before it, the identity of
+/// the descriptors it checks. Each list is sorted by descriptor.
 #[derive(Debug, Default)]
 pub(crate) struct Answers {
     /// `(descriptor, cookie)` of each descriptor that named a socket when probed.
@@ -43,6 +43,10 @@ pub(crate) struct SysKernel<'a> {
     defer: Option<(&'a mut Vec<Mod>, u64)>,
     /// Answers read before the batch was applied (identities and DELs).
     answers: &'a Answers,
+    /// Identities read just now, for `cookie` (an audit's questions). Kept apart from
+    /// `answers`: a batch's `cookie` questions come after its own operations and must see the
+    /// kernel as it is then (a close since the probe).
+    identities: &'a Answers,
     /// TCP counters already read for this batch of reports (see [`Diag`](super::Diag)).
     counters: &'a [(RawFd, TcpCounters)],
     /// Where the next `counters` lookup starts (they are asked for in report order).
@@ -52,13 +56,19 @@ pub(crate) struct SysKernel<'a> {
 impl<'a> SysKernel<'a> {
     /// The kernel of the port whose epoll instance is `epfd`.
     pub(crate) fn new(epfd: &'a OwnedFd) -> Self {
-        SysKernel { epfd, defer: None, answers: &NO_ANSWERS, counters: &[], cursor: 0 }
+        SysKernel { epfd, defer: None, answers: &NO_ANSWERS, identities: &NO_ANSWERS, counters: &[], cursor: 0 }
     }
 
-    /// This kernel, answering `identify`, `cookie` and `delete` from `answers` where they hold
-    /// the descriptor.
+    /// This kernel, answering `identify` and `delete` from `answers` where they hold the
+    /// descriptor.
     pub(crate) fn with_answers(self, answers: &'a Answers) -> Self {
         SysKernel { answers, ..self }
+    }
+
+    /// This kernel, answering `cookie` from `identities` (read just before) where they hold
+    /// the descriptor.
+    pub(crate) fn with_identities(self, identities: &'a Answers) -> Self {
+        SysKernel { identities, ..self }
     }
 
     /// This kernel, answering `tcp_counters` from `counters` (read for the reports being
@@ -69,7 +79,14 @@ impl<'a> SysKernel<'a> {
 
     /// A kernel whose `modify`s and `add`s are collected into `pending`, tagged with `tag`.
     pub(crate) fn deferring(epfd: &'a OwnedFd, pending: &'a mut Vec<Mod>, tag: u64) -> Self {
-        SysKernel { epfd, defer: Some((pending, tag)), answers: &NO_ANSWERS, counters: &[], cursor: 0 }
+        SysKernel {
+            epfd,
+            defer: Some((pending, tag)),
+            answers: &NO_ANSWERS,
+            identities: &NO_ANSWERS,
+            counters: &[],
+            cursor: 0,
+        }
     }
 }
 
@@ -84,7 +101,7 @@ impl Kernel for SysKernel<'_> {
         socket_kind(fd)
     }
     fn cookie(&mut self, fd: RawFd) -> Option<u64> {
-        self.answers.cookie(fd).or_else(|| socket_cookie(fd).ok())
+        self.identities.cookie(fd).or_else(|| socket_cookie(fd).ok())
     }
     fn add(&mut self, fd: RawFd, interest: Interest, token: Token) -> bool {
         match &mut self.defer {
