@@ -24,6 +24,32 @@ fn one(port: &CompletionPort, regs: &mut [Registration<'_>], within: Duration) -
     out[..n].to_vec()
 }
 
+/// `n` socket pairs whose first sockets are registered (LEVEL_ONESHOT IN, keys from
+/// `first_key`) and stay quiet: a port larger than a small one, so that audits ask identities.
+fn idle_registrations(port: &CompletionPort, n: usize, first_key: usize) -> Vec<(UnixStream, UnixStream)> {
+    let idle: Vec<(UnixStream, UnixStream)> = (0..n).map(|_| UnixStream::pair().unwrap()).collect();
+    let mut regs: Vec<_> = idle
+        .iter()
+        .enumerate()
+        .map(|(i, (s, _))| Registration::enable(s, first_key + i, Events::IN, Trigger::LEVEL_ONESHOT))
+        .collect();
+    port.process(&mut regs, &mut [], Some(Duration::ZERO)).unwrap();
+    for r in &regs {
+        r.result().unwrap();
+    }
+    idle
+}
+
+/// The keys of the packets dequeued until `n` came or `until` passed, sorted.
+fn keys_until(port: &CompletionPort, n: usize, until: Instant) -> Vec<usize> {
+    let mut keys = Vec::new();
+    while keys.len() < n && Instant::now() < until {
+        keys.extend(one(port, &mut [], Duration::from_millis(20)).iter().map(|c| c.key()));
+    }
+    keys.sort_unstable();
+    keys
+}
+
 #[test]
 fn oneshot_rearm_with_the_wait_costs_only_the_wait() {
     let _serial = COUNTING.lock().unwrap_or_else(|p| p.into_inner());
@@ -75,13 +101,9 @@ fn a_disabled_socket_that_stays_ready_does_not_spin_the_poller() {
 /// The audit asks the kernel for its whole watch list when many registrations went
 /// unconfirmed, and each unconfirmed descriptor's identity when they are few among many: a
 /// broken promise is caught either way.
-fn broken_promise(idle_registrations: usize) {
+fn broken_promise(idle_count: usize) {
     let port = promised_port();
-    let idle: Vec<(UnixStream, UnixStream)> = (0..idle_registrations).map(|_| UnixStream::pair().unwrap()).collect();
-    for (i, (s, _)) in idle.iter().enumerate() {
-        let mut r = [Registration::enable(s, 1000 + i, Events::IN, Trigger::LEVEL_ONESHOT)];
-        port.process(&mut r, &mut [], Some(Duration::ZERO)).unwrap();
-    }
+    let idle = idle_registrations(&port, idle_count, 1000);
     let (a, mut peer_a) = UnixStream::pair().unwrap();
     let (b, mut peer_b) = UnixStream::pair().unwrap();
     peer_a.write_all(b"x").unwrap();
@@ -131,14 +153,7 @@ fn several_broken_promises_in_one_audit_are_each_caught_and_kept_sockets_are_not
     // Many registrations, so the audit asks each unconfirmed descriptor's identity; several
     // of them at once (on io_uring, in one round).
     let port = promised_port();
-    let idle: Vec<(UnixStream, UnixStream)> = (0..40).map(|_| UnixStream::pair().unwrap()).collect();
-    let mut regs: Vec<_> = idle
-        .iter()
-        .enumerate()
-        .map(|(i, (s, _))| Registration::enable(s, 1000 + i, Events::IN, Trigger::LEVEL_ONESHOT))
-        .collect();
-    port.process(&mut regs, &mut [], Some(Duration::ZERO)).unwrap();
-    drop(regs);
+    let idle = idle_registrations(&port, 40, 1000);
     let pairs: Vec<(UnixStream, UnixStream)> = (0..6).map(|_| UnixStream::pair().unwrap()).collect();
     for (i, (s, peer)) in pairs.iter().enumerate() {
         (&*peer).write_all(b"x").unwrap();
@@ -179,23 +194,13 @@ fn several_broken_promises_in_one_audit_are_each_caught_and_kept_sockets_are_not
     }
     // The new sockets' registrations start working, under the keys given to them.
     let start = Instant::now();
-    let mut keys = Vec::new();
-    while keys.len() < 3 && start.elapsed() < PATIENCE {
-        keys.extend(one(&port, &mut [], Duration::from_millis(20)).iter().map(|c| c.key()));
-    }
-    keys.sort_unstable();
-    assert_eq!(keys, [100, 101, 102], "after {:?}", start.elapsed());
+    assert_eq!(keys_until(&port, 3, start + PATIENCE), [100, 101, 102], "after {:?}", start.elapsed());
     assert_eq!(port.stats().reuse_repairs, 3, "only the reused numbers are repaired");
     // The kept sockets' re-arms were real.
     for (_, peer) in &kept {
         (&*peer).write_all(b"z").unwrap();
     }
-    let mut keys = Vec::new();
-    while keys.len() < 3 && start.elapsed() < PATIENCE * 2 {
-        keys.extend(one(&port, &mut [], Duration::from_millis(20)).iter().map(|c| c.key()));
-    }
-    keys.sort_unstable();
-    assert_eq!(keys, [3, 4, 5]);
+    assert_eq!(keys_until(&port, 3, start + PATIENCE * 2), [3, 4, 5]);
     assert_eq!(port.stats().reuse_repairs, 3);
     for (s, _) in reused.into_iter().chain(kept).chain(idle) {
         socknotify::close_socket(s);
@@ -206,11 +211,7 @@ fn several_broken_promises_in_one_audit_are_each_caught_and_kept_sockets_are_not
 fn a_re_arm_the_kernel_reports_again_is_confirmed_without_an_audit() {
     // More registrations than a small port has, so that an audit would check identities.
     let port = promised_port();
-    let idle: Vec<(UnixStream, UnixStream)> = (0..24).map(|_| UnixStream::pair().unwrap()).collect();
-    for (i, (s, _)) in idle.iter().enumerate() {
-        let mut r = [Registration::enable(s, 100 + i, Events::IN, Trigger::LEVEL_ONESHOT)];
-        port.process(&mut r, &mut [], Some(Duration::ZERO)).unwrap();
-    }
+    let idle = idle_registrations(&port, 24, 100);
     let (a, mut b) = UnixStream::pair().unwrap();
     let enable = |s| Registration::enable(s, 7, Events::IN, Trigger::LEVEL_ONESHOT);
     b.write_all(b"1").unwrap();

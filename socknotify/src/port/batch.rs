@@ -248,8 +248,7 @@ impl Inner {
         let mut deleted: Vec<(RawFd, bool)> =
             dels.iter().map(|m| (m.fd, !failed.iter().any(|&(tag, _)| tag == m.tag))).collect();
         deleted.sort_unstable();
-        let cookies = probes.iter().zip(cookies).filter_map(|(&fd, c)| Some((fd, c?))).collect();
-        sys::Answers { cookies, deleted }
+        sys::Answers { deleted, ..sys::Answers::identities(&probes, cookies) }
     }
 
     /// Applies deferred re-arms now, without waiting: in one io_uring call when the ring is

@@ -370,10 +370,7 @@ impl Inner {
             return sys::Answers::default();
         }
         match self.ring_rounds(&[], fds, None, false) {
-            Some(Ok(round)) => sys::Answers {
-                cookies: fds.iter().zip(round.cookies).filter_map(|(&fd, c)| Some((fd, c?))).collect(),
-                deleted: Vec::new(),
-            },
+            Some(Ok(round)) => sys::Answers::identities(fds, round.cookies),
             _ => sys::Answers::default(),
         }
     }

@@ -202,12 +202,12 @@ impl PostBox {
     }
 
     /// Sets `slow` (port lock held); returns the end of the positions claimed before.
-    fn close(&self) -> u64 {
+    fn stop_fast_path(&self) -> u64 {
         self.tail.0.fetch_or(SLOW, SeqCst) >> 1
     }
 
     /// Clears `slow` (port lock held; the ring is empty).
-    fn open(&self) {
+    fn resume_fast_path(&self) {
         self.tail.0.fetch_and(!SLOW, SeqCst);
     }
 }
@@ -251,7 +251,7 @@ impl Inner {
         let mut k = b.take_ready(out);
         let mut taken = k as u64;
         if k == 0 && will_block {
-            let end = b.close();
+            let end = b.stop_fast_path();
             st.posts_slow = true;
             let machine = &mut st.machine;
             taken = b.take_until(end, |c| match out.get_mut(k) {
@@ -281,7 +281,7 @@ impl Inner {
         let b = &self.posts;
         let mut moved = false;
         if slow {
-            let end = b.close();
+            let end = b.stop_fast_path();
             let (closed, machine) = (st.closed, &mut st.machine);
             // Posted before the close completed: discarded with the rest (D6).
             let n = b.take_until(end, |c| {
@@ -292,7 +292,7 @@ impl Inner {
             st.counters.posted += n;
             moved = n > 0 && !closed;
         } else {
-            b.open();
+            b.resume_fast_path();
         }
         st.posts_slow = slow;
         moved

@@ -21,6 +21,13 @@ pub(crate) struct Answers {
 }
 
 impl Answers {
+    /// The identities a round read for `probes` (its `cookies`, in the same order), without
+    /// the descriptors that did not name a socket.
+    pub(crate) fn identities(probes: &[RawFd], cookies: Vec<Option<u64>>) -> Answers {
+        let cookies = probes.iter().zip(cookies).filter_map(|(&fd, c)| Some((fd, c?))).collect();
+        Answers { cookies, deleted: Vec::new() }
+    }
+
     fn cookie(&self, fd: RawFd) -> Option<u64> {
         let i = self.cookies.binary_search_by_key(&fd, |&(f, _)| f).ok()?;
         Some(self.cookies[i].1)
