@@ -261,6 +261,9 @@ impl Inner {
             return (st, Ok(0));
         }
         let deadline = timeout.map(|t| start.unwrap_or_else(Instant::now) + t);
+        // The first pass waits the whole timeout when it began just now: one clock read per
+        // blocking call, not two.
+        let mut fresh = start.is_none();
         let id = waiter_id();
         let buf = st.spare_bufs.pop().unwrap_or_default();
         st.waiters.push(Waiter { id, capacity: out.len(), buf, served: None, direct: false, cv: None });
@@ -298,6 +301,7 @@ impl Inner {
             }
             let remaining = match deadline {
                 None => None,
+                _ if std::mem::take(&mut fresh) => timeout,
                 Some(d) => match d.checked_duration_since(Instant::now()) {
                     Some(r) if !r.is_zero() => Some(r),
                     _ => {
