@@ -285,3 +285,53 @@ fn non_sockets_in_a_batched_enable_are_refused_and_the_sockets_register() {
         assert!(got.iter().all(|c| c.key() < N && c.events() == Events::REMOVE));
     }
 }
+
+/// A batch of re-arms that rides with the call's kernel wait, in a call whose deadline has
+/// passed by the time its entries are applied and that finds a packet to return at once (here
+/// a level-persistent socket that stays readable): the re-arms still reach the kernel before
+/// the call returns. Every re-armed ONESHOT registration whose socket is still readable fires
+/// again; before the fix the re-arms were dropped with the call and those registrations stayed
+/// silent for good (seen in `random_mt`, whose calls wait 1-5 ms).
+#[test]
+fn rearms_riding_with_the_wait_apply_even_when_the_call_returns_without_waiting() {
+    const STEADY: usize = 9999;
+    for port in ports() {
+        let socks = pairs(N);
+        let (steady, steady_peer) = UnixStream::pair().unwrap();
+        let mut regs: Vec<Registration<'_>> = socks
+            .iter()
+            .enumerate()
+            .map(|(k, (a, _))| Registration::enable(a, k, Events::IN, Trigger::LEVEL_ONESHOT))
+            .collect();
+        regs.push(Registration::enable(&steady, STEADY, Events::IN, Trigger::LEVEL_PERSISTENT));
+        apply(&port, &mut regs);
+        assert!(regs.iter().all(|r| r.result().is_ok()));
+        drop(regs);
+        // Every socket readable, every ONESHOT delivered once (and so disabled); the data
+        // stays unread, so a re-arm makes each fire again.
+        for (_, b) in &socks {
+            (&*b).write_all(b"x").unwrap();
+        }
+        let mut got = Vec::new();
+        drain(&port, &mut got, Duration::from_millis(50));
+        assert_eq!(got.len(), N, "{:?}: one packet per socket", port.backend());
+        (&steady_peer).write_all(b"x").unwrap();
+        let mut regs: Vec<Registration<'_>> = socks
+            .iter()
+            .enumerate()
+            .map(|(k, (a, _))| Registration::enable(a, k, Events::IN, Trigger::LEVEL_ONESHOT))
+            .collect();
+        let mut out = [Completion::default(); 1];
+        // A deadline that has passed once the entries are applied: the call collects what
+        // the kernel holds and returns without waiting.
+        let n = port.process(&mut regs, &mut out, Some(Duration::from_nanos(1))).unwrap();
+        assert!(regs.iter().all(|r| r.result().is_ok()));
+        drop(regs);
+        let mut got: Vec<Completion> = out[..n].to_vec();
+        drain(&port, &mut got, Duration::from_millis(100));
+        let mut keys: Vec<usize> = got.iter().map(|c| c.key()).filter(|&k| k != STEADY).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys, (0..N).collect::<Vec<_>>(), "{:?}: every re-armed socket fires again", port.backend());
+    }
+}

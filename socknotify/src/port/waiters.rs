@@ -235,6 +235,9 @@ impl Inner {
                     || timeout == Some(Duration::ZERO)
                     || start.zip(timeout).is_some_and(|(s, t)| Instant::now() >= s + t))
             {
+                // Re-arms that were to ride with the wait apply first: this call will not
+                // wait, and what they make ready is collected with the rest.
+                self.flush(&mut st, regs, deferred);
                 self.harvest(&mut st);
             }
             let mut n = 0;
@@ -249,11 +252,14 @@ impl Inner {
                 n += self.deliver_posts(&mut st, &mut out[n..], will_block);
             }
             if n > 0 {
+                // Returning without a wait: no re-arm may be left behind.
+                self.flush(&mut st, regs, deferred);
                 self.dispatch(&mut st);
                 return (st, Ok(n));
             }
         }
         if timeout == Some(Duration::ZERO) {
+            self.flush(&mut st, regs, deferred);
             // Packets this thread may not take (D23): a polled port signals its descriptor
             // again once a running thread stops (see `Locked::settle`).
             // The caller counts as running once it returns, hence the + 1.
