@@ -117,6 +117,9 @@ impl CompletionPort {
             st.running -= 1;
         }
         let (mut st, result) = inner.wait_for_packets(st, out, timeout, start, regs, &mut deferred);
+        // Every exit of the dequeue applies the re-arms held back for its wait (a zero timeout
+        // holds none back).
+        debug_assert!(deferred.mods.is_empty(), "a re-arm held back for the wait was left behind");
         match result {
             Ok(n) => {
                 if n == 0 {

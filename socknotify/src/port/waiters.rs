@@ -259,8 +259,6 @@ impl Inner {
             }
         }
         if timeout == Some(Duration::ZERO) {
-            // (Re-arms do not ride with a zero timeout; none may be left behind either way.)
-            self.flush(&mut st, regs, deferred);
             // Packets this thread may not take (D23): a polled port signals its descriptor
             // again once a running thread stops (see `Locked::settle`).
             // The caller counts as running once it returns, hence the + 1.
