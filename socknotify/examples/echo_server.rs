@@ -129,9 +129,13 @@ fn run(o: &load::Opts) -> Result<bool, Box<dyn std::error::Error>> {
         })
         .collect::<Result<_, _>>()?;
     println!(
-        "echo_server on {addr}: {} workers, port concurrency {}; load: {} connections x {} requests of {} bytes",
+        "echo_server on {addr}: {} workers, port concurrency {}, kernel path {}; load: {} connections x {} requests of {} bytes",
         o.workers,
         port.concurrency(),
+        match port.backend() {
+            socknotify::Backend::IoUring => "io_uring",
+            _ => "epoll",
+        },
         o.connections,
         o.requests,
         o.size
