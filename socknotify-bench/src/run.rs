@@ -1,7 +1,7 @@
 //! How every scenario runs and reports: the mechanisms, the interleaved repetitions, the
 //! stopwatch, the watchdog, and the table of one scenario's cells.
 
-use crate::stats::{ratio_of_pairs, summary, Fmt};
+use crate::stats::{median, median_interval, pair_ratios, summary, Fmt, CONFIDENCE};
 use crate::table::Table;
 use socknotify::{Backend, CompletionPort};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -372,18 +372,32 @@ pub fn report(
                 }
             }
             for r in ratios {
-                let cellv = match cell.get(r.reference) {
+                let ratios = match cell.get(r.reference) {
                     Some(refs) if s.mech != Mech::Baseline && refs.error.is_none() => {
-                        ratio_of_pairs(&s.metric(r.metric), &refs.metric(r.metric))
+                        pair_ratios(&s.metric(r.metric), &refs.metric(r.metric))
                     }
-                    _ => None,
+                    _ => Vec::new(),
                 };
-                row.push(cellv.map(|x| format!("{x:.2}x")).unwrap_or_else(|| "-".into()));
+                row.push(show_ratio(&ratios, s.mech == r.reference));
             }
             rows.push(row);
         }
     }
     Table { title: title.into(), intro, header, rows, left: params.len() + 1 }
+}
+
+/// A ratio cell: the median of the per-repetition ratios and, when the repetitions allow
+/// one, a confidence interval of at least [`CONFIDENCE`] for it in parentheses (not for the
+/// reference's own 1.00x).
+fn show_ratio(ratios: &[f64], reference: bool) -> String {
+    if ratios.is_empty() {
+        return "-".into();
+    }
+    let m = median(ratios);
+    match median_interval(ratios, CONFIDENCE) {
+        Some((lo, hi, _)) if !reference => format!("{m:.2}x ({lo:.2}–{hi:.2})"),
+        _ => format!("{m:.2}x"),
+    }
 }
 
 #[cfg(test)]
@@ -439,5 +453,9 @@ mod tests {
         assert_eq!(t.rows[0][4], "-", "no ratio for the no-mechanism baseline");
         assert_eq!(t.rows[3][2..], ["ERROR", "ERROR", "ERROR"]);
         assert_eq!(cell.errors("s"), ["s 1,000 mio: x"]);
+        // With 5 repetitions or more, a ratio comes with its median's confidence interval.
+        assert_eq!(show_ratio(&[1.2, 1.0, 1.1, 0.9, 1.3], false), "1.10x (0.90–1.30)");
+        assert_eq!(show_ratio(&[1.0; 5], true), "1.00x", "the reference's own ratio has none");
+        assert_eq!(show_ratio(&[], false), "-");
     }
 }
