@@ -1172,7 +1172,9 @@ impl Machine {
             *o = p.into_posted();
             k += 1;
         }
-        self.fifo.drain(..k);
+        if k > 0 {
+            self.fifo.drain(..k);
+        }
         k
     }
 

@@ -39,7 +39,7 @@ impl CompletionPort {
         if st.closed {
             return Err(Error::InvalidHandle);
         }
-        if st.machine.reserve(regs.len(), regs.len()).is_err() {
+        if !regs.is_empty() && st.machine.reserve(regs.len(), regs.len()).is_err() {
             if was_running_here {
                 st.running -= 1;
                 inner.dispatch(&mut st);
@@ -256,7 +256,11 @@ impl Inner {
 
     /// Applies deferred re-arms now, without waiting: in one io_uring call when the ring is
     /// free, else (the poller holds it) with one `epoll_ctl` each.
+    #[inline]
     pub(super) fn flush<E: Entry>(&self, st: &mut PortState, regs: &mut [E], deferred: &mut Deferred<'_>) {
+        if deferred.mods.is_empty() {
+            return; // the usual case: nothing held back (no call, no move of the vector)
+        }
         let mods = std::mem::take(&mut deferred.mods);
         self.flush_mods(st, regs, mods, deferred.weak);
     }

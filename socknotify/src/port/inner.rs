@@ -329,11 +329,17 @@ impl Inner {
 
     /// Audits the registrations whose entries went unconfirmed, when an audit is due (see
     /// `Builder::closes_through_port` and [`Machine::audit`]).
+    #[inline]
     pub(super) fn audit_if_due(&self, st: &mut PortState, weak: &Weak<Inner>) {
         if st.machine.unverified() == 0 {
-            st.unverified_since = None;
+            st.unverified_since = None; // the usual case: nothing to check, no call
             return;
         }
+        self.audit_unverified_if_due(st, weak);
+    }
+
+    /// [`audit_if_due`](Self::audit_if_due) once some registration is unverified.
+    fn audit_unverified_if_due(&self, st: &mut PortState, weak: &Weak<Inner>) {
         if self.audit_due_in(st) != Some(Duration::ZERO) {
             return;
         }

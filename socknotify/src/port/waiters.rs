@@ -129,7 +129,7 @@ impl Inner {
             let Some(i) = st.waiters.iter().rposition(|w| w.served.is_none()) else {
                 break;
             };
-            let PortState { machine, waiters, .. } = st;
+            let PortState { machine, waiters, spare_bufs, .. } = st;
             let w = &mut waiters[i];
             let mut kernel = sys::SysKernel::new(&self.epfd);
             let mut claims = PortClaims { port: self.id, owner: &weak };
@@ -141,6 +141,10 @@ impl Inner {
                 // No more room than packets queued: the cost follows what is delivered.
                 let cap = w.capacity.min(machine.queued());
                 if w.buf.len() < cap {
+                    // A buffer of the port's spares, taken only by a waiter that needs one.
+                    if w.buf.capacity() == 0 {
+                        w.buf = spare_bufs.pop().unwrap_or_default();
+                    }
                     w.buf.resize(cap, Completion::default());
                 }
                 machine.deliver(&mut w.buf[..cap], &mut kernel, &mut claims)
@@ -270,8 +274,7 @@ impl Inner {
         // blocking call, not two.
         let mut fresh = start.is_none();
         let id = waiter_id();
-        let buf = st.spare_bufs.pop().unwrap_or_default();
-        st.waiters.push(Waiter { id, capacity: out.len(), buf, served: None, direct: false, cv: None });
+        st.waiters.push(Waiter { id, capacity: out.len(), buf: Vec::new(), served: None, direct: false, cv: None });
         let mut events: Vec<sys::EpollEvent> = EVENTS.with(|e| e.take());
         let result = loop {
             let i = st.waiters.iter().rposition(|w| w.id == id).expect("own waiter entry");

@@ -107,7 +107,7 @@ pub(crate) fn epoll_wait(epfd: &OwnedFd, buf: &mut [EpollEvent], timeout: Option
         None => -1,
         // Round up so that a wait never ends before its deadline.
         Some(d) => {
-            let ms = d.as_nanos().div_ceil(1_000_000);
+            let ms = d.as_secs().saturating_mul(1000).saturating_add(u64::from(d.subsec_nanos().div_ceil(1_000_000)));
             libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
         }
     };
