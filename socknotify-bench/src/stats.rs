@@ -53,6 +53,7 @@ pub const CONFIDENCE: f64 = 0.90;
 /// range falls short of `level` (fewer than 5 values for 90%).
 pub fn median_interval(v: &[f64], level: f64) -> Option<(f64, f64, f64)> {
     let n = v.len();
+    // (Past about 1,000 values ½ⁿ below underflows; no run repeats a cell that often.)
     if n == 0 || n > 1000 {
         return None;
     }

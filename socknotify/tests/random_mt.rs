@@ -608,14 +608,7 @@ fn random_batches_closes_reuses_and_posts_across_threads_keep_every_invariant() 
     });
     let secs: f64 = std::env::var("SOCKNOTIFY_RANDOM_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
     // Plain close() and reused numbers break closes_through_port's promise: keep the default.
-    let port = match CompletionPort::builder().closes_through_port(false).build() {
-        Ok(port) => port,
-        Err(e) if std::env::var("SOCKNOTIFY_BACKEND").is_ok_and(|b| b == "io_uring") => {
-            eprintln!("random_mt: io_uring was asked for and is not available here ({e}): skipped");
-            return;
-        }
-        Err(e) => panic!("the port: {e}"),
-    };
+    let port = CompletionPort::builder().closes_through_port(false).build().expect("the port");
     eprintln!("random_mt: SOCKNOTIFY_SEED={seed} SOCKNOTIFY_RANDOM_SECS={secs} backend {:?}", port.backend());
     let sh = Arc::new(Shared {
         port,
